@@ -1,0 +1,39 @@
+# Two commands for a fresh machine:  make lab   (open the course)   make test   (run the suite)
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: lab test test-fast bench nav clean-notebooks student clean
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null || { echo "Need $(PYTHON) (Python 3.11) on PATH, or run: make PYTHON=/path/to/python3.11 ..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) requirements.txt pyproject.toml
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps -e .
+	touch $(STAMP)
+
+lab: $(STAMP)  ## open the course in JupyterLab at the start page
+	$(PY) -m jupyterlab notebooks/00_start_here.ipynb
+
+test: $(STAMP)  ## the whole suite: unit tests, notebooks executed, hygiene, browser (if available)
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+test-fast: $(STAMP)  ## unit tests only (no notebooks, no browser)
+	$(PY) -m pytest -m "not notebook and not browser"
+
+bench: $(STAMP)  ## speed and memory: BN kernels, notebook run-all budget
+	$(PY) tools/bench_kernels.py
+	$(PY) tools/bench_notebooks.py
+
+nav: $(STAMP)  ## rewrite prev/next navigation and the index in 00_start_here
+	$(PY) tools/navigation.py
+
+clean-notebooks: $(STAMP)  ## strip outputs and execution counts from every notebook
+	$(PY) tools/clean_notebooks.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
