@@ -82,8 +82,9 @@ def _forward(x, gamma, beta, eps, axes):
     # by one sample first (subtracting nearby floats is exact), then do the two-pass
     # formula on the small differences.
     shift = x[tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))]
-    xc = x - shift
-    d_mu = _sum(xc, axes) / m
+    with np.errstate(over="ignore", invalid="ignore"):  # bad input is reported below
+        xc = x - shift
+        d_mu = _sum(xc, axes) / m
     v.finite_summary("x", x, d_mu)  # a NaN/inf anywhere in a feature makes its sum NaN/inf
     xc -= d_mu  # now x - mu_B, accurate
     mu = shift + d_mu
@@ -156,7 +157,8 @@ def _backward_alt(dout, cache):
     c = _check_cache(cache)
     dout = v.grad_like(dout, c.x_hat.shape, c.x_hat.dtype, finite=False)
     ax, m = c.axes, c.m
-    dbeta = _sum(dout, ax)
+    with np.errstate(over="ignore", invalid="ignore"):  # bad input is reported below
+        dbeta = _sum(dout, ax)
     v.finite_summary("dout", dout, dbeta)
     dgamma = np.einsum(_sumsq_spec(dout.ndim, ax), dout, c.x_hat).reshape(dbeta.shape)
     # dx_i = gamma / (m sqrt(var+eps)) * (m dout_i - sum_j dout_j - x_hat_i sum_j dout_j x_hat_j)

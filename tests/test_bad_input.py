@@ -1,0 +1,127 @@
+"""Bad input gets a clear error naming the argument - never a silent number."""
+
+import numpy as np
+import pytest
+
+from bn_helpers import batchnorm as bn
+from bn_helpers import gradcheck as gc
+
+R = np.random.default_rng(0)
+X = R.normal(size=(8, 3))
+X4 = R.normal(size=(4, 3, 2, 2))
+G, B = np.ones(3), np.zeros(3)
+_, CACHE = bn.batchnorm_forward(X, G, B)
+_, CACHE4 = bn.spatial_batchnorm_forward(X4, G, B)
+
+
+def _nan(a, index):
+    a = a.copy()
+    a[index] = np.nan
+    return a
+
+
+def _inf(a, index):
+    a = a.copy()
+    a[index] = np.inf
+    return a
+
+
+CASES = [
+    # (id, callable, exception, words the message must contain)
+    ("x list", lambda: bn.batchnorm_forward(X.tolist(), G, B), TypeError, ["x", "ndarray"]),
+    ("x int dtype", lambda: bn.batchnorm_forward(X.astype(int), G, B), TypeError,
+     ["x", "float32 or float64", "int64"]),
+    ("x float16", lambda: bn.batchnorm_forward(X.astype(np.float16), G, B), TypeError,
+     ["x", "float16"]),
+    ("x 1-D", lambda: bn.batchnorm_forward(X[0], G, B), ValueError, ["x", "2-D", "(3,)"]),
+    ("x 3-D", lambda: bn.batchnorm_forward(X[None], G, B), ValueError, ["x", "2-D"]),
+    ("x N=1", lambda: bn.batchnorm_forward(X[:1], G, B), ValueError,
+     ["more than 1 value", "(1, 3)"]),
+    ("x NaN", lambda: bn.batchnorm_forward(_nan(X, (2, 1)), G, B), ValueError,
+     ["x", "finite", "1 NaN/inf"]),
+    ("x inf", lambda: bn.batchnorm_forward(_inf(X, (0, 0)), G, B), ValueError,
+     ["x", "finite"]),
+    ("x overflow", lambda: bn.batchnorm_forward(np.float32([[3e38] * 3, [-3e38] * 3]),
+                                                G.astype(np.float32), B.astype(np.float32)),
+     ValueError, ["x", "too large", "float32"]),
+    ("gamma wrong shape", lambda: bn.batchnorm_forward(X, np.ones(4), B), ValueError,
+     ["gamma", "(3,)", "(4,)"]),
+    ("beta wrong shape", lambda: bn.batchnorm_forward(X, G, np.zeros((1, 3))), ValueError,
+     ["beta", "(3,)", "(1, 3)"]),
+    ("gamma int", lambda: bn.batchnorm_forward(X, np.ones(3, int), B), TypeError, ["gamma"]),
+    ("gamma NaN", lambda: bn.batchnorm_forward(X, _nan(G, 0), B), ValueError,
+     ["gamma", "finite"]),
+    ("eps zero", lambda: bn.batchnorm_forward(X, G, B, eps=0), ValueError, ["eps", "> 0"]),
+    ("eps negative", lambda: bn.batchnorm_forward(X, G, B, eps=-1e-5), ValueError, ["eps"]),
+    ("eps string", lambda: bn.batchnorm_forward(X, G, B, eps="1e-5"), TypeError, ["eps"]),
+    ("eps nan", lambda: bn.batchnorm_forward(X, G, B, eps=float("nan")), ValueError, ["eps"]),
+    ("dout wrong shape", lambda: bn.batchnorm_backward(np.ones((8, 4)), CACHE), ValueError,
+     ["dout", "(8, 3)", "(8, 4)"]),
+    ("dout wrong shape alt", lambda: bn.batchnorm_backward_alt(np.ones((7, 3)), CACHE),
+     ValueError, ["dout", "(8, 3)"]),
+    ("dout NaN staged", lambda: bn.batchnorm_backward(_nan(X, (1, 1)), CACHE), ValueError,
+     ["dout", "finite"]),
+    ("dout NaN alt", lambda: bn.batchnorm_backward_alt(_nan(X, (1, 1)), CACHE), ValueError,
+     ["dout", "finite"]),
+    ("dout int", lambda: bn.batchnorm_backward_alt(np.ones((8, 3), int), CACHE), TypeError,
+     ["dout"]),
+    ("cache tuple", lambda: bn.batchnorm_backward(X, (X, G)), TypeError, ["cache", "BNCache"]),
+    ("cache from conv", lambda: bn.batchnorm_backward_alt(X4, CACHE4), ValueError,
+     ["cache", "spatial_batchnorm_forward"]),
+    ("conv cache from fc", lambda: bn.spatial_batchnorm_backward(X, CACHE), ValueError,
+     ["cache", "batchnorm_forward"]),
+    ("spatial x 2-D", lambda: bn.spatial_batchnorm_forward(X, G, B), ValueError,
+     ["x", "4-D"]),
+    ("spatial one value", lambda: bn.spatial_batchnorm_forward(X4[:1, :, :1, :1], G, B),
+     ValueError, ["more than 1 value"]),
+    ("spatial gamma", lambda: bn.spatial_batchnorm_forward(X4, np.ones(2), B), ValueError,
+     ["gamma", "(3,)"]),
+    ("inference negative var", lambda: bn.batchnorm_inference(X, G, B, np.zeros(3),
+                                                              -np.ones(3)),
+     ValueError, ["var", ">= 0"]),
+    ("inference mean shape", lambda: bn.batchnorm_inference(X, G, B, np.zeros(2), np.ones(3)),
+     ValueError, ["mean", "(3,)"]),
+    ("inference x NaN", lambda: bn.batchnorm_inference(_nan(X, (0, 0)), G, B, B, G),
+     ValueError, ["x", "finite"]),
+    ("layer momentum > 1", lambda: bn.BatchNorm1d(3, momentum=1.5), ValueError,
+     ["momentum", "[0, 1]"]),
+    ("layer momentum < 0", lambda: bn.BatchNorm1d(3, momentum=-0.1), ValueError,
+     ["momentum"]),
+    ("layer momentum None", lambda: bn.BatchNorm1d(3, momentum=None), TypeError,
+     ["momentum"]),
+    ("layer features 0", lambda: bn.BatchNorm1d(0), ValueError, ["num_features", ">= 1"]),
+    ("layer features float", lambda: bn.BatchNorm2d(3.0), TypeError, ["num_features"]),
+    ("layer eps", lambda: bn.BatchNorm1d(3, eps=0.0), ValueError, ["eps"]),
+    ("layer dtype", lambda: bn.BatchNorm1d(3, dtype=np.int32), TypeError, ["dtype"]),
+    ("layer wrong features", lambda: bn.BatchNorm1d(4).forward(X), ValueError,
+     ["x", "4 features", "(8, 3)"]),
+    ("layer N=1 training", lambda: bn.BatchNorm1d(3).forward(X[:1]), ValueError,
+     ["more than 1 value"]),
+    ("layer backward first", lambda: bn.BatchNorm1d(3).backward(X), RuntimeError,
+     ["before forward"]),
+    ("rel_error shapes", lambda: gc.rel_error(np.ones(3), np.ones(4)), ValueError,
+     ["shape"]),
+    ("numeric_gradient float32", lambda: gc.numeric_gradient(lambda a: a, X.astype(np.float32),
+                                                             X),
+     TypeError, ["x", "float64"]),
+    ("numeric_gradient dout shape", lambda: gc.numeric_gradient(lambda a: a, X.copy(),
+                                                                np.ones(3)),
+     ValueError, ["dout", "(8, 3)"]),
+    ("numeric_gradient h", lambda: gc.numeric_gradient(lambda a: a, X.copy(), X, h=0),
+     ValueError, ["h"]),
+    ("numeric_partial index", lambda: gc.numeric_partial(lambda a: a.sum(), X.copy(), (9, 0)),
+     IndexError, ["index", "(8, 3)"]),
+]
+
+
+@pytest.mark.parametrize("call,exc,words", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_raises_clear_error(call, exc, words):
+    with pytest.raises(exc) as info:
+        call()
+    msg = str(info.value)
+    for w in words:
+        assert w in msg, f"message {msg!r} should mention {w!r}"
+
+
+def test_enough_cases():
+    assert len(CASES) >= 25
