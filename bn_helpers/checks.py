@@ -30,7 +30,7 @@ def check_close(name: str, got, expected, *, rtol: float = 1e-5, atol: float = 1
     close = bool(np.allclose(got, expected, rtol=rtol, atol=atol))
     maxdiff = float(np.max(np.abs(got.astype(np.float64) - expected))) if got.size else 0.0
     rel = rel_error(got, expected)
-    line = (f"{name:<28} | exact: {str(exact):5} | close: {str(close):5} | "
+    line = (f"{name:<36} | exact: {str(exact):5} | close: {str(close):5} | "
             f"max abs diff: {maxdiff:.2e} | rel error: {rel:.2e}")
     if not close:
         raise AssertionError(line + f"  (rtol={rtol}, atol={atol})")
@@ -41,7 +41,7 @@ def check_close(name: str, got, expected, *, rtol: float = 1e-5, atol: float = 1
 
 def check_true(name: str, condition: bool, detail: str = "") -> None:
     """Assert a claim made in the text, with a one-line report either way."""
-    line = f"{name:<28} | {'OK' if condition else 'FAILED'}" + (f" | {detail}" if detail else "")
+    line = f"{name:<36} | {'OK' if condition else 'FAILED'}" + (f" | {detail}" if detail else "")
     if not condition:
         raise AssertionError(line)
     print(line)
