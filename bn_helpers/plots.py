@@ -10,8 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 
-__all__ = ["STYLE", "NO_BN_COLOR", "BN_COLOR", "use_style"]
+__all__ = ["STYLE", "NO_BN_COLOR", "BN_COLOR", "use_style", "history_color",
+           "hist_density", "draw_percentile_band", "plot_training_curves",
+           "plot_histogram_heatmaps", "plot_percentile_bands", "plot_drift"]
 
 STYLE = Path(__file__).with_name("course.mplstyle")
 NO_BN_COLOR = "#0072B2"
@@ -21,3 +24,162 @@ BN_COLOR = "#D55E00"
 def use_style() -> None:
     """Apply the course figure style (call once in a notebook's setup cell)."""
     plt.style.use(STYLE)
+
+
+# ------------------------------------------------------------ internal covariate shift
+# The functions below take {label: training.History}, e.g. {"no BN": h0, "BN": h1}; a
+# run's colour follows its config (BN_COLOR if the net had BatchNorm, else NO_BN_COLOR).
+
+
+def history_color(history) -> str:
+    """BN_COLOR for a History of a net with BatchNorm, else NO_BN_COLOR."""
+    return BN_COLOR if history.config.get("batchnorm") else NO_BN_COLOR
+
+
+def check_histories(histories) -> dict:
+    """`histories` if it is {label: History} with shared checkpoints, else raise."""
+    from bn_helpers.training import History  # plots must not need torch unless asked
+
+    if not isinstance(histories, dict) or not histories:
+        raise TypeError("histories must be a non-empty dict {label: training.History}, "
+                        f"got {type(histories).__name__}")
+    for label, h in histories.items():
+        if not isinstance(h, History):
+            raise TypeError(f"histories[{label!r}] must be a training.History, "
+                            f"got {type(h).__name__}")
+    first = next(iter(histories.values()))
+    for label, h in histories.items():
+        if h.n_layers != first.n_layers or not np.array_equal(h.steps, first.steps) \
+                or not np.array_equal(h.hist_edges, first.hist_edges):
+            raise ValueError(f"histories[{label!r}] must share checkpoints, layer "
+                             f"count and histogram bins with the first History")
+    return histories
+
+
+def check_layer(layer, n_layers: int) -> int:
+    """A hidden-layer number, counted from 1 as in the figures."""
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+        raise TypeError(f"layer must be an int in 1..{n_layers}, "
+                        f"got {type(layer).__name__}")
+    if not 1 <= layer <= n_layers:
+        raise ValueError(f"layer must be in 1..{n_layers} (hidden layers count from 1),"
+                         f" got {layer}")
+    return int(layer)
+
+
+def check_unit(unit, history) -> int:
+    """A unit index (from 0) that exists in every hidden layer of `history`."""
+    width = min(m.shape[1] for m in history.mean)
+    if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)):
+        raise TypeError(f"unit must be an int, got {type(unit).__name__}")
+    if not 0 <= unit < width:
+        raise ValueError(f"unit must be in 0..{width - 1}, got {unit}")
+    return int(unit)
+
+
+def hist_density(history) -> np.ndarray:
+    """Histogram counts as a density: (C, L, B), each histogram integrating to 1."""
+    counts = history.hist_counts.astype(np.float64)
+    width = np.diff(history.hist_edges)
+    return counts / (counts.sum(axis=-1, keepdims=True) * width)
+
+
+def draw_percentile_band(ax, history, layer: int, unit: int, *, color: str, label: str):
+    """Shade the 15-85th percentile band of one unit's input and draw its median."""
+    p = history.percentiles[layer - 1][:, :, unit]
+    band = ax.fill_between(history.steps, p[:, 0], p[:, 2], color=color, alpha=0.25,
+                           linewidth=0)
+    (line,) = ax.plot(history.steps, p[:, 1], color=color, label=label)
+    return band, line
+
+
+def plot_training_curves(histories, *, smooth: int = 50):
+    """Training loss (moving average over `smooth` steps) and test accuracy vs step."""
+    histories = check_histories(histories)
+    if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 1:
+        raise ValueError(f"smooth must be an int >= 1, got {smooth!r}")
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for label, h in histories.items():
+        k = min(smooth, len(h.loss))
+        loss = np.convolve(h.loss, np.ones(k) / k, mode="valid")
+        ax_loss.plot(np.arange(k, len(h.loss) + 1), loss, color=history_color(h),
+                     label=label)
+        ax_acc.plot(h.steps, 100 * h.test_accuracy, color=history_color(h), label=label)
+    ax_loss.set(title=f"Training loss (mean of {smooth} steps)", xlabel="training step",
+                ylabel="cross-entropy (nats)", yscale="log")
+    ax_loss.legend()
+    ax_acc.set(title="Test accuracy (Fig. 1a)", xlabel="training step",
+               ylabel="accuracy (%)")
+    ax_acc.legend()
+    return fig
+
+
+def plot_histogram_heatmaps(histories):
+    """Small multiples: one heat map per (layer, run) of the sigmoid-input density.
+
+    Rows are hidden layers, columns the runs; x is the training step, y the value of the
+    sigmoid input, colour the density (log scale, shared by all panels).
+    """
+    from matplotlib.colors import LogNorm
+
+    histories = check_histories(histories)
+    first = next(iter(histories.values()))
+    dens = {label: hist_density(h) for label, h in histories.items()}
+    top = max(d.max() for d in dens.values())
+    norm = LogNorm(vmin=top * 1e-4, vmax=top)
+    n_rows, n_cols = first.n_layers, len(histories)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 2.3 * n_rows),
+                             sharex=True, sharey=True, squeeze=False)
+    step = first.steps[1] - first.steps[0] if len(first.steps) > 1 else 1
+    x_edges = np.append(first.steps - step / 2, first.steps[-1] + step / 2)
+    for col, (label, h) in enumerate(histories.items()):
+        for row in range(n_rows):
+            ax = axes[row, col]
+            d = np.ma.masked_less_equal(dens[label][:, row, :].T, 0)
+            mesh = ax.pcolormesh(x_edges, h.hist_edges, d, norm=norm, shading="flat")
+            ax.grid(False)
+            ax.set_title(f"{label}: layer {row + 1}", color=history_color(h))
+            if col == 0:
+                ax.set_ylabel("sigmoid input")
+            if row == n_rows - 1:
+                ax.set_xlabel("training step")
+    fig.colorbar(mesh, ax=axes, label="probability density", shrink=0.8)
+    return fig
+
+
+def plot_percentile_bands(histories, *, unit: int = 0):
+    """Fig. 1(b, c): 15-85th percentile band and median of one unit's input by layer."""
+    histories = check_histories(histories)
+    first = next(iter(histories.values()))
+    unit = check_unit(unit, first)
+    fig, axes = plt.subplots(1, first.n_layers, figsize=(3.4 * first.n_layers, 3.2),
+                             sharey=True, squeeze=False)
+    for layer, ax in enumerate(axes[0], start=1):
+        for label, h in histories.items():
+            draw_percentile_band(ax, h, layer, unit, color=history_color(h),
+                                 label=label)
+        ax.set(title=f"layer {layer}, unit {unit}", xlabel="training step")
+    axes[0, 0].set_ylabel("sigmoid input\n(15th, 50th, 85th percentile)")
+    axes[0, 0].legend(loc="upper left")
+    return fig
+
+
+def plot_drift(histories):
+    """Drift of the unit means per interval, one panel per layer, log scale."""
+    from bn_helpers.training import drift_per_interval
+
+    histories = check_histories(histories)
+    first = next(iter(histories.values()))
+    fig, axes = plt.subplots(1, first.n_layers, figsize=(3.4 * first.n_layers, 3.0),
+                             sharey=True, squeeze=False)
+    for label, h in histories.items():
+        mean_drift, _ = drift_per_interval(h)
+        for layer, ax in enumerate(axes[0], start=1):
+            ax.plot(h.steps[1:], mean_drift[layer - 1], color=history_color(h),
+                    label=label)
+    for layer, ax in enumerate(axes[0], start=1):
+        ax.set(title=f"layer {layer}", xlabel="training step (end of interval)",
+               yscale="log")
+    axes[0, 0].set_ylabel("mean |change of a unit's mean|\nper interval (units of z)")
+    axes[0, 0].legend()
+    return fig

@@ -1,0 +1,82 @@
+"""The course's MNIST networks in torch: the paper's MLP, with or without BatchNorm.
+
+Ioffe & Szegedy (2015), Sec. 4.1: 784-100-100-100-10, sigmoid hidden units, weights
+drawn from a small Gaussian; "BN" adds Batch Normalization to each hidden layer before
+its nonlinearity (Sec. 3.2). Without BN a hidden layer is ``Linear -> Sigmoid``; with BN
+it is ``Linear(bias=False) -> BatchNorm1d -> Sigmoid`` (beta takes the bias's role).
+
+>>> net = build_mlp(batchnorm=True, init_std=0.1, seed=0)
+>>> [type(m).__name__ for m in net][:3]
+['Linear', 'BatchNorm1d', 'Sigmoid']
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bn_helpers import _validate as v
+
+__all__ = ["PAPER_SIZES", "ACTIVATIONS", "build_mlp", "activation_modules"]
+
+PAPER_SIZES = (784, 100, 100, 100, 10)
+ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def _check_sizes(sizes) -> tuple[int, ...]:
+    if not isinstance(sizes, (tuple, list)):
+        raise TypeError(f"sizes must be a tuple of ints such as {PAPER_SIZES}, "
+                        f"got {type(sizes).__name__}")
+    if len(sizes) < 2:
+        raise ValueError(f"sizes must list at least input and output width, "
+                         f"got {sizes!r}")
+    return tuple(v.positive_int(f"sizes[{i}]", n) for i, n in enumerate(sizes))
+
+
+def build_mlp(sizes=PAPER_SIZES, *, batchnorm: bool = False,
+              activation: str = "sigmoid", init_std: float, seed: int) -> nn.Sequential:
+    """A fully connected net; every layer but the last is followed by `activation`.
+
+    sizes: widths (input, hidden..., output), e.g. (784, 100, 100, 100, 10).
+    batchnorm: put an nn.BatchNorm1d between each hidden Linear and its activation.
+    init_std: weights ~ N(0, init_std^2), drawn from torch.Generator seeded with `seed`;
+        biases start at 0; BN starts at gamma = 1, beta = 0.
+    Input (N, sizes[0]) float32 -> logits (N, sizes[-1]).
+    """
+    sizes = _check_sizes(sizes)
+    if not isinstance(batchnorm, bool):
+        raise TypeError(f"batchnorm must be True or False, "
+                        f"got {type(batchnorm).__name__}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
+                         f"got {activation!r}")
+    init_std = v.positive_float("init_std", init_std)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+    gen = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    n_layers = len(sizes) - 1
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        hidden = i < n_layers - 1
+        linear = nn.Linear(n_in, n_out, bias=not (batchnorm and hidden))
+        with torch.no_grad():
+            linear.weight.normal_(0.0, init_std, generator=gen)
+            if linear.bias is not None:
+                linear.bias.zero_()
+        layers.append(linear)
+        if hidden:
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(n_out))
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+def activation_modules(model: nn.Module) -> list[nn.Module]:
+    """The hidden nonlinearities of `model`, in forward order."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    kinds = tuple(ACTIVATIONS.values())
+    mods = [m for m in model.modules() if isinstance(m, kinds)]
+    if not mods:
+        raise ValueError(f"model has no {'/'.join(ACTIVATIONS)} modules to record from")
+    return mods
