@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test test-fast bench nav clean-notebooks student clean
+.PHONY: lab test test-fast bench nav clean-notebooks student grade clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "Need $(PYTHON) (Python 3.11) on PATH, or run: make PYTHON=/path/to/python3.11 ..."; exit 1; }
@@ -34,6 +34,13 @@ nav: $(STAMP)  ## rewrite prev/next navigation and the index in 00_start_here
 
 clean-notebooks: $(STAMP)  ## strip outputs and execution counts from every notebook
 	$(PY) tools/clean_notebooks.py
+
+student: $(STAMP)  ## write the student edition (solutions stripped) to student/
+	rm -rf student
+	$(PY) -m bn_helpers.grading release student
+
+grade: $(STAMP)  ## score notebooks: make grade NB="student/notebooks/02_bn_forward.ipynb"
+	$(PY) -m bn_helpers.grading grade $(NB)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
