@@ -17,10 +17,20 @@ from torch import nn
 
 from bn_helpers import _validate as v
 
-__all__ = ["PAPER_SIZES", "ACTIVATIONS", "build_mlp", "activation_modules"]
+__all__ = ["PAPER_SIZES", "ACTIVATIONS", "build_mlp", "activation_modules",
+           "check_seed"]
 
 PAPER_SIZES = (784, 100, 100, 100, 10)
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+def check_seed(seed) -> int:
+    """`seed` if it is an int in [0, 2**63) (what torch.Generator takes), else raise."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
+    return seed
 
 
 def _check_sizes(sizes) -> tuple[int, ...]:
@@ -51,9 +61,7 @@ def build_mlp(sizes=PAPER_SIZES, *, batchnorm: bool = False,
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
                          f"got {activation!r}")
     init_std = v.positive_float("init_std", init_std)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_seed(seed))
     layers: list[nn.Module] = []
     n_layers = len(sizes) - 1
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):

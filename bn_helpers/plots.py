@@ -140,10 +140,11 @@ def plot_histogram_heatmaps(histories):
             ax.grid(False)
             ax.set_title(f"{label}: layer {row + 1}", color=history_color(h))
             if col == 0:
-                ax.set_ylabel("sigmoid input")
+                ax.set_ylabel("sigmoid input z")
             if row == n_rows - 1:
                 ax.set_xlabel("training step")
-    fig.colorbar(mesh, ax=axes, label="probability density", shrink=0.8)
+    fig.colorbar(mesh, ax=axes, label="probability density (per unit of z)", shrink=0.8)
+    fig.suptitle("Histogram of all sigmoid inputs of a layer, at each checkpoint")
     return fig
 
 
@@ -159,8 +160,10 @@ def plot_percentile_bands(histories, *, unit: int = 0):
             draw_percentile_band(ax, h, layer, unit, color=history_color(h),
                                  label=label)
         ax.set(title=f"layer {layer}, unit {unit}", xlabel="training step")
-    axes[0, 0].set_ylabel("sigmoid input\n(15th, 50th, 85th percentile)")
+    axes[0, 0].set_ylabel("sigmoid input z\n(15th, 50th, 85th percentile)")
     axes[0, 0].legend(loc="upper left")
+    fig.suptitle(f"Input of unit {unit} over the probe set: median (line), "
+                 "15th to 85th percentile (band)")
     return fig
 
 
@@ -169,17 +172,21 @@ def plot_drift(histories):
     from bn_helpers.training import drift_per_interval
 
     histories = check_histories(histories)
+    mean_drift = {label: drift_per_interval(h)[0] for label, h in histories.items()}
     first = next(iter(histories.values()))
     fig, axes = plt.subplots(1, first.n_layers, figsize=(3.4 * first.n_layers, 3.0),
                              sharey=True, squeeze=False)
     for label, h in histories.items():
-        mean_drift, _ = drift_per_interval(h)
         for layer, ax in enumerate(axes[0], start=1):
-            ax.plot(h.steps[1:], mean_drift[layer - 1], color=history_color(h),
+            ax.plot(h.steps[1:], mean_drift[label][layer - 1], color=history_color(h),
                     label=label)
+    interval = first.steps[1] - first.steps[0]
     for layer, ax in enumerate(axes[0], start=1):
         ax.set(title=f"layer {layer}", xlabel="training step (end of interval)",
                yscale="log")
-    axes[0, 0].set_ylabel("mean |change of a unit's mean|\nper interval (units of z)")
+    axes[0, 0].set_ylabel("mean over units k of\n"
+                          r"$|\mu_{c,k} - \mu_{c-1,k}|$ (units of z)")
     axes[0, 0].legend()
+    fig.suptitle("Drift of the unit means, interval by interval "
+                 f"({interval} steps each)")
     return fig

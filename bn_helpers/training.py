@@ -9,9 +9,11 @@ and record, for each hidden layer, the inputs of its nonlinearity ("sigmoid inpu
 the {15, 50, 85}th percentiles, mean and std of every unit over the probe set, and one
 histogram pooled over units and probe inputs. That is the data behind Fig. 1(b, c).
 
->>> hist = train(net, x, y, eval_x=xt, eval_y=yt, probe_x=xt[:1000],
-...              lr=0.5, steps=2000, seed=0)            # doctest: +SKIP
->>> hist.percentiles[0].shape    # layer 1: (checkpoints, 3 percentiles, units)
+Example (x, y: training images and labels; xt, yt: test images and labels)::
+
+    hist = train(net, x, y, eval_x=xt, eval_y=yt, probe_x=xt[:1000], lr=0.5,
+                 steps=2000, seed=0)
+    hist.percentiles[0].shape  # layer 1: (21 checkpoints, 3 percentiles, 100 units)
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from torch import nn
 from tqdm.auto import trange
 
 from bn_helpers import _validate as v
-from bn_helpers.models import activation_modules
+from bn_helpers.models import activation_modules, check_seed
 
 __all__ = ["PERCENTILES", "History", "activation_inputs", "train", "drift_per_interval",
            "activation_drift", "drift_table"]
@@ -219,8 +221,7 @@ def train(model: nn.Module, train_x, train_y, *, eval_x, eval_y, probe_x, lr: fl
     bins = v.positive_int("bins", bins)
     num_threads = v.positive_int("num_threads", num_threads)
     hist_range = _check_range(hist_range)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+    seed = check_seed(seed)
     if steps % record_every:
         raise ValueError(f"steps must be a multiple of record_every={record_every}, "
                          f"got steps={steps}")
@@ -300,7 +301,8 @@ def activation_drift(history: History) -> tuple[np.ndarray, np.ndarray]:
 def drift_table(histories: dict) -> str:
     """A text table of activation_drift per layer for each named History."""
     if not isinstance(histories, dict) or not histories:
-        raise TypeError("histories must be a non-empty dict {label: History}")
+        raise TypeError("histories must be a non-empty dict {label: History}, "
+                        f"got {type(histories).__name__}")
     lines = [f"{'net':<10}{'layer':>6}{'mean drift':>13}{'std drift':>12}"]
     for label, h in histories.items():
         drifts = zip(*activation_drift(_check_history(label, h)))

@@ -15,6 +15,7 @@ import ipywidgets as ipw
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from bn_helpers import plots
@@ -76,11 +77,13 @@ def ics_explorer(histories, *, layer: int = 1, step: int | None = None,
     stairs = {label: ax_h.stairs(dens[label][0, 0], edges, color=plots.history_color(h),
                                  label=label, linewidth=1.8)
               for label, h in histories.items()}
-    ax_h.set(xlim=(edges[0], edges[-1]), xlabel="sigmoid input",
+    ax_h.set(xlim=(edges[0], edges[-1]), xlabel="sigmoid input z",
              ylabel="probability density")
+    # few round ticks (-10, -5, ...): labels never touch
+    ax_h.xaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 5, 10]))
     ax_h.yaxis.set_major_formatter("{x:.2f}")  # same label width for every layer
     ax_h.legend(loc="upper right")
-    ax_p.set(xlabel="training step", ylabel="sigmoid input (15/50/85th pct)")
+    ax_p.set(xlabel="training step", ylabel="z (15th, 50th, 85th pct)")
     marker = ax_p.axvline(step, color="0.3", linestyle="--", linewidth=1.0)
     bands: list = []
 

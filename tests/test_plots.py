@@ -81,3 +81,13 @@ def test_bad_arguments(runs):
         plots.plot_training_curves(runs, smooth=0)
     with pytest.raises(ValueError, match="layer"):
         plots.check_layer(0, 3)
+    h = runs["BN"]
+    one = training.History(
+        steps=h.steps[:1], loss=h.loss[:0], test_accuracy=h.test_accuracy[:1],
+        percentiles=tuple(p[:1] for p in h.percentiles),
+        mean=tuple(m[:1] for m in h.mean), std=tuple(s[:1] for s in h.std),
+        hist_counts=h.hist_counts[:1], hist_edges=h.hist_edges, config=h.config)
+    figures = plt.get_fignums()
+    with pytest.raises(ValueError, match="2 checkpoints"):
+        plots.plot_drift({"BN": one})
+    assert plt.get_fignums() == figures  # no half-drawn figure left behind
