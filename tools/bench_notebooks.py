@@ -1,0 +1,142 @@
+"""Run-all budget of every notebook: wall time and peak memory of a fresh kernel each.
+
+    python tools/bench_notebooks.py                       # every notebooks/*.ipynb
+    python tools/bench_notebooks.py notebooks/02_*.ipynb  # some of them
+    python tools/bench_notebooks.py --strict              # exit 1 if one is over budget
+
+Notebooks run one after another (not in parallel), so the numbers are honest. Time is
+from the first cell to the end of the last, without kernel start-up. Peak RSS is the
+larger of (a) the kernel's own high-water mark (ru_maxrss, read by a cell appended in
+memory after the last one; the files are never modified) and (b) the sum over the
+kernel and its child processes, sampled every 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+REPO = Path(__file__).resolve().parent.parent
+TIME_TARGET_S = 60.0
+RSS_TARGET_MIB = 1.5 * 1024
+PROBE = ("import resource\n"
+         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
+         " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # KiB on Linux
+
+
+class TreeRssPoller(threading.Thread):
+    """Samples the summed RSS of a process and its descendants; keeps the maximum."""
+
+    def __init__(self, pid: int, interval: float = 0.05):
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.interval = interval
+        self.peak_bytes = 0
+        self._stop_event = threading.Event()
+
+    def run(self):
+        while not self._stop_event.is_set():
+            try:
+                procs = [self.proc] + self.proc.children(recursive=True)
+                total = sum(p.memory_info().rss for p in procs if p.is_running())
+            except psutil.Error:  # a child exited between listing and reading
+                continue
+            self.peak_bytes = max(self.peak_bytes, total)
+            self._stop_event.wait(self.interval)
+
+    def stop(self):
+        self._stop_event.set()
+        self.join()
+
+
+def bench(path: Path) -> dict:
+    """Execute one notebook; return {name, seconds, peak_mib, error}."""
+    nb = nbformat.read(path, as_version=4)
+    n_cells = len(nb.cells)
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE))  # in memory only
+    marks = {}
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+
+    def on_start(**_):
+        marks["poller"] = TreeRssPoller(client.km.provisioner.pid)
+        marks["poller"].start()
+
+    def on_cell_execute(cell_index, **_):
+        marks.setdefault("t0", time.perf_counter())
+        if cell_index == n_cells:  # the probe: the notebook itself is done
+            marks["t1"] = time.perf_counter()
+
+    client.on_notebook_start = on_start
+    client.on_cell_execute = on_cell_execute
+    error = ""
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        last_line = str(err).strip().splitlines()[-1]
+        error = re.sub(r"\x1b\[[0-9;]*m", "", last_line)[:120]  # no terminal colours
+    finally:
+        if "poller" in marks:
+            marks["poller"].stop()
+    now = time.perf_counter()
+    seconds = marks.get("t1", now) - marks.get("t0", now)
+    peak = marks["poller"].peak_bytes / 2**20 if "poller" in marks else 0.0
+    probe = nb.cells[-1].get("outputs", [])
+    if probe and not error:
+        self_kib, children_kib = (int(v) for v in probe[0]["text"].split())
+        peak = max(peak, self_kib / 1024, children_kib / 1024)
+    return {"name": path.name, "seconds": seconds, "peak_mib": peak, "error": error}
+
+
+def verdict(row: dict) -> str:
+    if row["error"]:
+        return "ERROR"
+    ok = row["seconds"] <= TIME_TARGET_S and row["peak_mib"] <= RSS_TARGET_MIB
+    return "PASS" if ok else "OVER"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="*", type=Path,
+                        help="notebooks (default: notebooks/*.ipynb)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 when a notebook is over its time or memory budget")
+    args = parser.parse_args(argv)
+    paths = args.paths or sorted((REPO / "notebooks").glob("*.ipynb"))
+    print(f"Run-all budget per notebook: <= {TIME_TARGET_S:.0f} s, "
+          f"<= {RSS_TARGET_MIB:.0f} MiB peak RSS (kernel + children); "
+          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
+          "a fresh kernel each, one at a time.\n")
+    header = f"{'notebook':<42} {'time (s)':>9} {'peak RSS (MiB)':>15}  verdict"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for path in paths:
+        row = bench(path)
+        rows.append(row)
+        error = f"  {row['error']}" if row["error"] else ""
+        print(f"{row['name']:<42} {row['seconds']:>9.1f} {row['peak_mib']:>15.0f}  "
+              f"{verdict(row)}{error}", flush=True)
+    print("-" * len(header))
+    total = sum(r["seconds"] for r in rows)
+    worst = max((r["peak_mib"] for r in rows), default=0.0)
+    print(f"{'total (time) / max (RSS)':<42} {total:>9.1f} {worst:>15.0f}")
+    verdicts = [verdict(r) for r in rows]
+    print(f"\n{verdicts.count('PASS')} pass, {verdicts.count('OVER')} over budget, "
+          f"{verdicts.count('ERROR')} error(s)")
+    failed = "ERROR" in verdicts or (args.strict and "OVER" in verdicts)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
