@@ -1,6 +1,7 @@
 """bn_helpers: the code behind *BatchNorm from First Principles*.
 
-One module per idea; import the one you need, e.g. ``from bn_helpers import batchnorm as bn``.
+One module per idea; import the one you need:
+``from bn_helpers import batchnorm as bn``.
 
 - ``batchnorm``  the BN math in numpy (forward, backward, inference, conv, layers)
 - ``gradcheck``  relative error and finite-difference gradients

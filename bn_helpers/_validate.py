@@ -1,7 +1,7 @@
 """Argument checks shared by the public functions.
 
 Every message names the argument, what was expected and what was given, so a learner
-who passes the wrong thing reads what to change instead of getting a silent wrong number.
+who passes the wrong thing reads what to change, not a silent wrong number.
 """
 
 from __future__ import annotations
@@ -20,16 +20,22 @@ def _describe(a) -> str:
     return f"{type(a).__name__} {a!r}"[:120]
 
 
-def float_array(name: str, a, *, ndim: int | None = None, min_ndim: int | None = None,
-                finite: bool = True):
+def float_array(
+    name: str,
+    a,
+    *,
+    ndim: int | None = None,
+    min_ndim: int | None = None,
+    finite: bool = True,
+):
     """Return `a` if it is a float32/float64 ndarray of the right rank, else raise.
 
     finite=False skips the scan for NaN/inf; the caller must then use `finite_summary`.
     """
     if not isinstance(a, np.ndarray):
         raise TypeError(
-            f"{name} must be a numpy.ndarray of float32 or float64, got {_describe(a)}; "
-            f"convert with np.asarray({name}, dtype=np.float64)"
+            f"{name} must be a numpy.ndarray of float32 or float64, got "
+            f"{_describe(a)}; convert with np.asarray({name}, dtype=np.float64)"
         )
     if a.dtype.type not in FLOAT_DTYPES:
         raise TypeError(
@@ -43,16 +49,19 @@ def float_array(name: str, a, *, ndim: int | None = None, min_ndim: int | None =
         raise ValueError(f"{name} must be at least {min_ndim}-D, got shape {a.shape}")
     if finite and a.size and not np.isfinite(a).all():
         bad = int(a.size - np.isfinite(a).sum())
-        raise ValueError(f"{name} must be finite, got {bad} NaN/inf value(s) in shape {a.shape}")
+        raise ValueError(
+            f"{name} must be finite, got {bad} NaN/inf value(s) in shape {a.shape}"
+        )
     return a
 
 
 def param_vector(name: str, a, size: int, dtype) -> np.ndarray:
-    """A per-feature parameter (gamma, beta, mean, var) of shape (size,), cast to `dtype`."""
+    """Per-feature parameter (gamma, beta, mean, var), shape (size,), cast to dtype."""
     float_array(name, a)
     if a.shape != (size,):
         raise ValueError(
-            f"{name} must have shape ({size},), one value per feature/channel, got shape {a.shape}"
+            f"{name} must have shape ({size},), one value per feature/channel, "
+            f"got shape {a.shape}"
         )
     return a.astype(dtype, copy=False)
 
@@ -84,19 +93,22 @@ def positive_int(name: str, v) -> int:
 
 
 def batch_for_training(name: str, x: np.ndarray, axes: tuple[int, ...]) -> int:
-    """Number of values each statistic averages over; BN needs at least 2 in training."""
+    """Number of values each statistic averages; BN needs at least 2 in training."""
     m = int(np.prod([x.shape[a] for a in axes]))
     if m < 2:
         raise ValueError(
-            f"Expected more than 1 value per feature/channel when training, got {name} of "
-            f"shape {x.shape} ({m} value per statistic): the batch variance of one value is 0 "
-            f"and x_hat would be 0; use a batch of size >= 2, or eval mode / "
+            f"Expected more than 1 value per feature/channel when training, got "
+            f"{name} of shape {x.shape} ({m} value per statistic): the batch variance "
+            f"of one value is 0 and x_hat would be 0; use a batch of size >= 2, or "
+            f"eval mode / "
             f"batchnorm_inference for single examples"
         )
     return m
 
 
-def grad_like(dout, expected_shape: tuple[int, ...], dtype, finite: bool = True) -> np.ndarray:
+def grad_like(
+    dout, expected_shape: tuple[int, ...], dtype, finite: bool = True
+) -> np.ndarray:
     float_array("dout", dout, finite=finite)
     if dout.shape != tuple(expected_shape):
         raise ValueError(
@@ -109,8 +121,8 @@ def grad_like(dout, expected_shape: tuple[int, ...], dtype, finite: bool = True)
 def finite_summary(name: str, a: np.ndarray, summary: np.ndarray) -> None:
     """Raise if `summary` (sums computed from `a` anyway) is not finite.
 
-    A NaN or inf anywhere in `a` makes the sums non-finite, so this costs nothing on good
-    input; only on bad input do we scan `a` to say what is wrong.
+    A NaN or inf anywhere in `a` makes the sums non-finite, so this costs nothing on
+    good input; only on bad input do we scan `a` to say what is wrong.
     """
     if np.isfinite(summary).all():
         return

@@ -7,7 +7,7 @@ Notation follows Ioffe & Szegedy (2015), Alg. 1 and 2, and the course notes:
     x_hat_i   = (x_i - mu_B) / sqrt(sigma2_B + eps)
     y_i       = gamma * x_hat_i + beta
 
-Fully connected inputs are (N, D): one statistic per feature, averaged over the batch axis
+Fully connected inputs are (N, D): one statistic per feature, averaged over the batch
 (m = N). Convolutional inputs are (N, C, H, W): one statistic per channel, averaged over
 N, H and W (m = N*H*W), so every location of a feature map is normalised the same way.
 
@@ -38,18 +38,23 @@ __all__ = [
 ]
 
 _FC_AXES = (0,)  # (N, D): reduce over the batch
-_CONV_AXES = (0, 2, 3)  # (N, C, H, W): reduce over batch and space, one statistic a channel
+# (N, C, H, W): reduce over batch and space, one statistic a channel
+_CONV_AXES = (0, 2, 3)
 
 
 @dataclass(frozen=True)
 class BNCache:
-    """What the backward pass needs from the forward pass (one node of the graph each).
+    """What the backward pass needs from the forward pass.
 
-    Per-feature arrays (``mu``, ``var``, ``std``, ``inv_std``, ``gamma``) are kept in the
-    broadcastable shape (1, D) or (1, C, 1, 1); ``m`` is the count each statistic averages.
+    Like torch, the cache keeps the input and per-feature statistics, not (N, D)
+    temporaries; ``x_centered`` and ``x_hat`` are recomputed when asked for. ``x`` is a
+    reference to the caller's array: modifying it in place before the backward pass
+    changes the gradients. Per-feature arrays (``mu``, ``var``, ``std``, ``inv_std``,
+    ``gamma``) have the broadcastable shape (1, D) or (1, C, 1, 1); ``m`` is the count
+    each statistic averages.
     """
 
-    x_hat: np.ndarray  # (x - mu_B) / sqrt(sigma2_B + eps)
+    x: np.ndarray  # the input x_i
     mu: np.ndarray  # mu_B
     var: np.ndarray  # sigma2_B (biased, divides by m)
     std: np.ndarray  # sqrt(sigma2_B + eps)
@@ -58,11 +63,20 @@ class BNCache:
     eps: float
     m: int
     axes: tuple[int, ...]
+    shift: np.ndarray  # one sample per feature; mu_B = shift + d_mu (see _centered)
+    d_mu: np.ndarray
 
     @property
     def x_centered(self) -> np.ndarray:
-        """x - mu_B, recovered as x_hat * std (the forward pass overwrites it in place)."""
-        return self.x_hat * self.std
+        """x - mu_B (a new array)."""
+        return _centered(self.x, self.shift, self.d_mu)
+
+    @property
+    def x_hat(self) -> np.ndarray:
+        """(x - mu_B) / sqrt(sigma2_B + eps) (a new array)."""
+        xc = self.x_centered
+        xc *= self.inv_std
+        return xc
 
 
 def _bshape(x: np.ndarray, axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -70,37 +84,46 @@ def _bshape(x: np.ndarray, axes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(1 if a in axes else n for a, n in enumerate(x.shape))
 
 
+def _centered(x, shift, d_mu):
+    """x - mu_B, computed as (x - shift) - d_mu with mu_B = shift + d_mu.
+
+    In float32, x = 1e6 + noise loses the noise if we form mean(x^2) - mean(x)^2, and
+    even x - mean(x) is off when mean(x) itself is rounded to float32. Subtracting a
+    nearby sample is exact, and the remaining mean d_mu is small, so this is accurate.
+    """
+    xc = x - shift
+    xc -= d_mu
+    return xc
+
+
 def _forward(x, gamma, beta, eps, axes):
     m = v.batch_for_training("x", x, axes)
     n_feat = x.shape[1]
-    gamma = v.param_vector("gamma", gamma, n_feat, x.dtype).reshape(_bshape(x, axes))
-    beta = v.param_vector("beta", beta, n_feat, x.dtype).reshape(_bshape(x, axes))
+    bs = _bshape(x, axes)
+    gamma = v.param_vector("gamma", gamma, n_feat, x.dtype).reshape(bs)
+    beta = v.param_vector("beta", beta, n_feat, x.dtype).reshape(bs)
     eps = v.positive_float("eps", eps)
 
-    # Stable variance. In float32, x = 1e6 + noise loses the noise if we form mean(x^2)
-    # - mean(x)^2, and even x - mean(x) is off when mean(x) itself is rounded. So shift
-    # by one sample first (subtracting nearby floats is exact), then do the two-pass
-    # formula on the small differences.
     shift = x[tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))]
     with np.errstate(over="ignore", invalid="ignore"):  # bad input is reported below
-        xc = x - shift
-        d_mu = _sum(xc, axes) / m
-    v.finite_summary("x", x, d_mu)  # a NaN/inf anywhere in a feature makes its sum NaN/inf
-    xc -= d_mu  # now x - mu_B, accurate
-    mu = shift + d_mu
-    var = np.einsum(_sumsq_spec(x.ndim, axes), xc, xc).reshape(mu.shape) / m
+        out = x - shift  # becomes x - mu_B, then the output, in place (see _centered)
+        d_mu = _sum(out, axes) / m
+    # a NaN/inf anywhere in a feature makes its sum NaN/inf: checked for free
+    v.finite_summary("x", x, d_mu)
+    mu = shift + d_mu  # mu_B
+    out -= d_mu
+    var = np.einsum(_sumsq_spec(x.ndim, axes), out, out).reshape(bs) / m  # sigma2_B
     std = np.sqrt(var + eps)
     inv_std = 1.0 / std
-    x_hat = xc  # normalise in place: x_hat reuses the buffer of x - mu_B
-    x_hat *= inv_std
-    out = x_hat * gamma
+    # y = gamma * (x - mu_B) / sqrt(sigma2_B + eps) + beta, as one scale and one shift
+    out *= gamma * inv_std
     out += beta
-    cache = BNCache(x_hat, mu, var, std, inv_std, gamma, eps, m, axes)
+    cache = BNCache(x, mu, var, std, inv_std, gamma, eps, m, axes, shift, d_mu)
     return out, cache
 
 
 def _sum(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """Sum over `axes` with keepdims, as matrix-vector products (BLAS: fast, threaded)."""
+    """Sum over `axes` with keepdims, as matrix-vector products (BLAS is fast)."""
     if axes == _FC_AXES:
         return (np.ones(a.shape[0], a.dtype) @ a)[None, :]
     n, c = a.shape[:2]
@@ -126,17 +149,19 @@ def _check_cache(cache) -> BNCache:
 
 def _backward_staged(dout, cache):
     c = _check_cache(cache)
-    dout = v.grad_like(dout, c.x_hat.shape, c.x_hat.dtype)
+    dout = v.grad_like(dout, c.x.shape, c.x.dtype)
     ax, m = c.axes, c.m
+    xc = c.x_centered  # centred:    xc = x - mu
+    x_hat = xc * c.inv_std  # normalised: x_hat = xc * inv_std
     # Walk the graph from the output back to x, one node at a time.
     # shift:      y = s + beta                 -> ds = dout, dbeta = sum dout
     dbeta = dout.sum(axis=ax)
     ds = dout
-    # scale:      s = gamma * x_hat            -> dgamma = sum ds*x_hat, dx_hat = ds*gamma
-    dgamma = (ds * c.x_hat).sum(axis=ax)
+    # scale:      s = gamma * x_hat            -> dgamma = sum ds*x_hat, dx_hat =
+    # ds*gamma
+    dgamma = (ds * x_hat).sum(axis=ax)
     dx_hat = ds * c.gamma
     # normalised: x_hat = xc * inv_std         (xc and inv_std both feed x_hat)
-    xc = c.x_centered
     dinv_std = (dx_hat * xc).sum(axis=ax, keepdims=True)
     dxc_direct = dx_hat * c.inv_std
     # inverse:    inv_std = 1 / std
@@ -155,16 +180,19 @@ def _backward_staged(dout, cache):
 
 def _backward_alt(dout, cache):
     c = _check_cache(cache)
-    dout = v.grad_like(dout, c.x_hat.shape, c.x_hat.dtype, finite=False)
+    dout = v.grad_like(dout, c.x.shape, c.x.dtype, finite=False)
     ax, m = c.axes, c.m
     with np.errstate(over="ignore", invalid="ignore"):  # bad input is reported below
         dbeta = _sum(dout, ax)
     v.finite_summary("dout", dout, dbeta)
-    dgamma = np.einsum(_sumsq_spec(dout.ndim, ax), dout, c.x_hat).reshape(dbeta.shape)
-    # dx_i = gamma / (m sqrt(var+eps)) * (m dout_i - sum_j dout_j - x_hat_i sum_j dout_j x_hat_j)
-    dx = c.x_hat * (-dgamma / m)
-    dx -= dbeta / m
+    # dx_i = gamma / (m sqrt(var + eps))
+    #        * (m dout_i - sum_j dout_j - x_hat_i sum_j dout_j x_hat_j)
+    dx = _centered(c.x, c.shift, c.d_mu)  # x - mu_B; becomes dx, in place
+    dgamma = np.einsum(_sumsq_spec(dout.ndim, ax), dout, dx).reshape(dbeta.shape)
+    dgamma *= c.inv_std  # sum dout * x_hat = inv_std * sum dout * (x - mu_B)
+    dx *= -c.inv_std * dgamma / m  # - x_hat_i sum_j dout_j x_hat_j / m
     dx += dout
+    dx -= dbeta / m
     dx *= c.gamma * c.inv_std
     return dx, dgamma.reshape(-1), dbeta.reshape(-1)
 
@@ -185,7 +213,8 @@ def _inference(x, gamma, beta, mean, var, eps, axes):
     return x * scale.reshape(bs) + shift.reshape(bs)
 
 
-# ---------------------------------------------------------------- fully connected (N, D)
+# ---------------------------------------------------------------- fully connected (N,
+# D)
 
 
 def batchnorm_forward(x, gamma, beta, eps=1e-5):
@@ -207,7 +236,8 @@ def batchnorm_backward(dout, cache):
 
 
 def batchnorm_backward_alt(dout, cache):
-    """Closed-form backward: dx = gamma/(m sigma) (m dout - sum dout - x_hat sum dout x_hat).
+    """Closed-form backward: dx = gamma/(m sigma) (m dout - sum dout - x_hat sum dout
+    x_hat).
 
     Same inputs and outputs as batchnorm_backward, fewer passes over the data.
     """
@@ -215,20 +245,24 @@ def batchnorm_backward_alt(dout, cache):
 
 
 def batchnorm_inference(x, gamma, beta, mean, var, eps=1e-5):
-    """Inference-mode BN (Alg. 2) as one affine map per feature, with population statistics.
+    """Inference-mode BN (Alg. 2) as one affine map per feature, with population
+    statistics.
 
-    x: (N, D) with N >= 1; gamma, beta, mean, var: (D,), var >= 0 (the unbiased estimate).
+    x: (N, D) with N >= 1; gamma, beta, mean, var: (D,), var >= 0 (the unbiased
+    estimate).
     Output depends on each row alone: y = gamma*(x - mean)/sqrt(var + eps) + beta.
     """
     v.float_array("x", x, ndim=2)
     return _inference(x, gamma, beta, mean, var, eps, _FC_AXES)
 
 
-# ---------------------------------------------------------------- convolutional (N, C, H, W)
+# ---------------------------------------------------------------- convolutional (N, C,
+# H, W)
 
 
 def spatial_batchnorm_forward(x, gamma, beta, eps=1e-5):
-    """Training-mode BN for conv feature maps: one (mu, sigma2, gamma, beta) per channel.
+    """Training-mode BN for conv feature maps: one (mu, sigma2, gamma, beta) per
+    channel.
 
     x: (N, C, H, W); gamma, beta: (C,). Statistics over N, H, W (m = N*H*W).
     """
@@ -237,7 +271,8 @@ def spatial_batchnorm_forward(x, gamma, beta, eps=1e-5):
 
 
 def spatial_batchnorm_backward(dout, cache):
-    """Backward of spatial_batchnorm_forward. Returns dx (N,C,H,W), dgamma (C,), dbeta (C,)."""
+    """Backward of spatial_batchnorm_forward. Returns dx (N,C,H,W), dgamma (C,), dbeta
+    (C,)."""
     return _backward_alt(dout, _require_axes(cache, _CONV_AXES))
 
 
@@ -252,13 +287,14 @@ def _require_axes(cache, axes):
     if c.axes != axes:
         kind = {_FC_AXES: "batchnorm_forward", _CONV_AXES: "spatial_batchnorm_forward"}
         raise ValueError(
-            f"cache came from {kind.get(c.axes, c.axes)}, but this backward expects one "
-            f"from {kind[axes]}"
+            f"cache came from {kind.get(c.axes, c.axes)}, but this backward expects "
+            f"one from {kind[axes]}"
         )
     return c
 
 
-# ---------------------------------------------------------------- layers with running stats
+# ---------------------------------------------------------------- layers with running
+# stats
 
 
 class _BatchNorm:
@@ -280,7 +316,9 @@ class _BatchNorm:
         self.num_batches_tracked = 0
         self.training = True
         self.dgamma = self.dbeta = None
-        self._cache = None  # BNCache (train) or (x_hat, scale) (eval) of the last forward
+        self._cache = (
+            None  # BNCache (train) or (x_hat, scale) (eval) of the last forward
+        )
 
     def train(self, mode: bool = True):
         self.training = bool(mode)
@@ -299,17 +337,26 @@ class _BatchNorm:
         return x
 
     def forward(self, x):
-        """Train mode: batch statistics, and update the running estimates. Eval: running."""
+        """Train mode: batch statistics, and update the running estimates. Eval:
+        running."""
         self._check_x(x)
         if not self.training:
             bs = _bshape(x, self._axes)
             inv_std = (1.0 / np.sqrt(self.running_var + self.eps)).reshape(bs)
             x_hat = (x - self.running_mean.reshape(bs)) * inv_std
             self._cache = (x_hat, self.gamma.reshape(bs) * inv_std)
-            return _inference(x, self.gamma, self.beta, self.running_mean,
-                              self.running_var, self.eps, self._axes)
+            return _inference(
+                x,
+                self.gamma,
+                self.beta,
+                self.running_mean,
+                self.running_var,
+                self.eps,
+                self._axes,
+            )
         out, cache = _forward(x, self.gamma, self.beta, self.eps, self._axes)
-        # torch convention: new = (1 - momentum) * old + momentum * batch statistic, and the
+        # torch convention: new = (1 - momentum) * old + momentum * batch statistic,
+        # and the
         # running variance is the unbiased m/(m-1) * sigma2_B (Alg. 2, line 10).
         mom, m = self.momentum, cache.m
         batch_mean = cache.mu.reshape(-1).astype(self.dtype)
@@ -338,12 +385,15 @@ class _BatchNorm:
 
     def __repr__(self):
         name = type(self).__name__
-        return (f"{name}({self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"training={self.training})")
+        return (
+            f"{name}({self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"training={self.training})"
+        )
 
 
 class BatchNorm1d(_BatchNorm):
-    """numpy twin of torch.nn.BatchNorm1d for (N, D) inputs: gamma, beta, running stats."""
+    """numpy twin of torch.nn.BatchNorm1d for (N, D) inputs: gamma, beta, running
+    stats."""
 
     _axes = _FC_AXES
     _ndim = 2

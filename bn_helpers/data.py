@@ -1,7 +1,7 @@
-"""MNIST from the original IDX files in ``data/mnist/``, verified by md5, never downloaded.
+"""MNIST from the original IDX files in ``data/mnist/``: md5-verified, never downloaded.
 
->>> x, y = load_mnist("train")            # (60000, 784) float32 in [0, 1], (60000,) int64
->>> x, y = load_mnist("test", n=1000, seed=0, flatten=False)   # (1000, 28, 28) subset
+    x, y = load_mnist("train")  # (60000, 784) float32 in [0, 1], (60000,) int64
+    x, y = load_mnist("test", n=1000, seed=0, flatten=False)  # (1000, 28, 28) subset
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ import numpy as np
 
 from bn_helpers import _validate as v
 
-__all__ = ["MNIST_FILES", "DataIntegrityError", "default_data_dir", "load_mnist", "verify_file"]
+__all__ = [
+    "MNIST_FILES",
+    "DataIntegrityError",
+    "default_data_dir",
+    "load_mnist",
+    "verify_file",
+]
 
 # name -> md5 of the published .gz (the sums torchvision checks too)
 MNIST_FILES = {
@@ -25,10 +31,14 @@ MNIST_FILES = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
-_SPLITS = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-           "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
-_RESTORE = ("restore it with `git checkout -- data/mnist/{name}` in the course repository "
-            "(the file is committed there), or rebuild it with tools/prepare_data.sh")
+_SPLITS = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+_RESTORE = (
+    "restore it with `git checkout -- data/mnist/{name}` in the course repository "
+    "(the file is committed there), or rebuild it with tools/prepare_data.sh"
+)
 
 
 class DataIntegrityError(ValueError):
@@ -36,7 +46,7 @@ class DataIntegrityError(ValueError):
 
 
 def default_data_dir() -> Path:
-    """``$BN_DATA_DIR`` if set, else ``data/mnist`` of the repository bn_helpers lives in."""
+    """``$BN_DATA_DIR`` if set, else ``data/mnist`` of the repo bn_helpers lives in."""
     env = os.environ.get("BN_DATA_DIR")
     if env:
         return Path(env)
@@ -44,11 +54,12 @@ def default_data_dir() -> Path:
 
 
 def verify_file(path: Path, md5: str) -> None:
-    """Raise FileNotFoundError / DataIntegrityError unless `path` has the expected md5."""
+    """Raise FileNotFoundError / DataIntegrityError unless `path` has this md5."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"MNIST file missing: {path} (expected md5 {md5}); " + _RESTORE.format(name=path.name)
+            f"MNIST file missing: {path} (expected md5 {md5}); "
+            + _RESTORE.format(name=path.name)
         )
     digest = hashlib.md5(path.read_bytes()).hexdigest()
     if digest != md5:
@@ -60,18 +71,23 @@ def verify_file(path: Path, md5: str) -> None:
 
 @functools.lru_cache(maxsize=4)
 def _read_idx(path: Path, md5: str, _stamp: tuple[int, int]) -> np.ndarray:
-    """Parse one verified IDX file. Cached per (path, size, mtime): reloading is instant."""
+    """Parse one verified IDX file; cached per (path, size, mtime), so reloads are
+    instant."""
     verify_file(path, md5)
     raw = gzip.decompress(path.read_bytes())
     magic = int.from_bytes(raw[:4], "big")
     if magic == 2051:  # images: n, rows, cols
-        n, rows, cols = (int.from_bytes(raw[4 + 4 * k:8 + 4 * k], "big") for k in range(3))
+        n, rows, cols = (
+            int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], "big") for k in range(3)
+        )
         arr = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, rows, cols)
     elif magic == 2049:  # labels: n
         n = int.from_bytes(raw[4:8], "big")
         arr = np.frombuffer(raw, dtype=np.uint8, offset=8)
         if arr.size != n:
-            raise DataIntegrityError(f"{path}: header says {n} labels, file holds {arr.size}")
+            raise DataIntegrityError(
+                f"{path}: header says {n} labels, file holds {arr.size}"
+            )
     else:
         raise DataIntegrityError(f"{path}: magic number {magic}, expected 2051 or 2049")
     arr.flags.writeable = False
@@ -87,9 +103,15 @@ def _load(name: str, data_dir: Path) -> np.ndarray:
     return _read_idx(path, MNIST_FILES[name], stamp)
 
 
-def load_mnist(split: str = "train", *, scale: bool = True, flatten: bool = True,
-               n: int | None = None, seed: int | None = None,
-               data_dir: str | os.PathLike | None = None):
+def load_mnist(
+    split: str = "train",
+    *,
+    scale: bool = True,
+    flatten: bool = True,
+    n: int | None = None,
+    seed: int | None = None,
+    data_dir: str | os.PathLike | None = None,
+):
     """Load MNIST images and labels as numpy arrays.
 
     split: "train" (60,000) or "test" (10,000).
@@ -106,14 +128,18 @@ def load_mnist(split: str = "train", *, scale: bool = True, flatten: bool = True
     images = _load(img_name, data_dir)
     labels = _load(lab_name, data_dir)
     if len(images) != len(labels):
-        raise DataIntegrityError(f"{split}: {len(images)} images but {len(labels)} labels")
+        raise DataIntegrityError(
+            f"{split}: {len(images)} images but {len(labels)} labels"
+        )
     if n is not None:
         n = v.positive_int("n", n)
         if n > len(labels):
             raise ValueError(f"n must be <= {len(labels)} for split {split!r}, got {n}")
         if seed is None:
-            raise ValueError("seed is required with n: pass seed=0 (or any int) to choose "
-                             "which examples form the subset, reproducibly")
+            raise ValueError(
+                "seed is required with n: pass seed=0 (or any int) to choose "
+                "which examples form the subset, reproducibly"
+            )
         idx = np.random.default_rng(seed).choice(len(labels), size=n, replace=False)
         images, labels = images[idx], labels[idx]
     elif seed is not None:

@@ -16,11 +16,13 @@ __all__ = ["rel_error", "numeric_gradient", "numeric_partial"]
 
 
 def rel_error(a, b) -> float:
-    """max_i |a_i - b_i| / max(1e-8, |a_i| + |b_i|): 0 for equal arrays, ~1 for unrelated."""
+    """max_i |a_i - b_i| / max(1e-8, |a_i| + |b_i|): 0 if equal, ~1 if unrelated."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"rel_error needs arrays of one shape, got a {a.shape} and b {b.shape}")
+        raise ValueError(
+            f"rel_error needs arrays of one shape, got a {a.shape} and b {b.shape}"
+        )
     if a.size == 0:
         return 0.0
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
@@ -30,25 +32,33 @@ def _float64_input(name, x):
     v.float_array(name, x)
     if x.dtype != np.float64:
         raise TypeError(
-            f"{name} must be float64 for finite differences, got {x.dtype}: in float32 the "
-            f"rounding error / (2h) swamps the derivative; use {name}.astype(np.float64)"
+            f"{name} must be float64 for finite differences, got {x.dtype}: in "
+            f"float32 the rounding error / (2h) swamps the derivative; use "
+            f"{name}.astype(np.float64)"
         )
     return x
 
 
-def numeric_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, dout: np.ndarray,
-                     h: float = 1e-5) -> np.ndarray:
+def numeric_gradient(
+    f: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    dout: np.ndarray,
+    h: float = 1e-5,
+) -> np.ndarray:
     """Centred-difference gradient of sum(f(x) * dout) with respect to x.
 
-    f maps x to an array; dout has f(x)'s shape (the upstream gradient dl/df). Entry i is
-    sum((f(x + h e_i) - f(x - h e_i)) * dout) / (2h). x is perturbed in place and restored.
+    f maps x to an array; dout has f(x)'s shape (the upstream gradient dl/df).
+    Entry i is sum((f(x + h e_i) - f(x - h e_i)) * dout) / (2h). x is perturbed in
+    place and restored.
     """
     _float64_input("x", x)
     h = v.positive_float("h", h)
     fx = np.asarray(f(x))
     v.float_array("dout", dout)
     if dout.shape != fx.shape:
-        raise ValueError(f"dout must have the shape of f(x) {fx.shape}, got {dout.shape}")
+        raise ValueError(
+            f"dout must have the shape of f(x) {fx.shape}, got {dout.shape}"
+        )
     grad = np.zeros_like(x)
     it = np.nditer(x, flags=["multi_index"])
     for _ in it:
@@ -63,14 +73,17 @@ def numeric_gradient(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, dout:
     return grad
 
 
-def numeric_partial(f: Callable[[np.ndarray], float], x: np.ndarray, index,
-                    h: float = 1e-5) -> float:
-    """One partial derivative d f / d x[index] of a scalar function, by centred differences."""
+def numeric_partial(
+    f: Callable[[np.ndarray], float], x: np.ndarray, index, h: float = 1e-5
+) -> float:
+    """df/dx[index] of a scalar function f, by centred differences."""
     _float64_input("x", x)
     h = v.positive_float("h", h)
     index = tuple(np.atleast_1d(index))
     if len(index) != x.ndim or any(not 0 <= i < n for i, n in zip(index, x.shape)):
-        raise IndexError(f"index must address one entry of x with shape {x.shape}, got {index}")
+        raise IndexError(
+            f"index must address one entry of x with shape {x.shape}, got {index}"
+        )
     old = x[index]
     x[index] = old + h
     plus = float(f(x))

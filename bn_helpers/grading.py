@@ -38,7 +38,7 @@ _DEF = re.compile(r"^\s*def (\w+)\(", re.M)
 def _exercise_label(nb, index: int) -> str:
     """'Exercise 2.1: batchnorm_forward' from the nearest heading above and the def."""
     number = "?"
-    for cell in reversed(nb.cells[:index + 1]):
+    for cell in reversed(nb.cells[: index + 1]):
         found = _EXERCISE_ID.findall(cell.source)
         if found:
             number = found[-1]
@@ -80,8 +80,10 @@ def strip_solutions(nb, name: str = "notebook"):
             continue
         where = f"{name}, cell {i}"
         if cell.cell_type != "code" or "exercise" not in cell.metadata.get("tags", []):
-            raise ValueError(f"{where}: solution markers outside a code cell tagged "
-                             "'exercise' would be released as they are")
+            raise ValueError(
+                f"{where}: solution markers outside a code cell tagged "
+                "'exercise' would be released as they are"
+            )
         cell.source = _strip_cell(cell.source, _exercise_label(nb, i), where)
         cell.outputs, cell.execution_count = [], None
     return nb
@@ -89,15 +91,16 @@ def strip_solutions(nb, name: str = "notebook"):
 
 def _tracked_files(root: Path) -> list[Path]:
     try:
-        out = subprocess.run(["git", "ls-files", "-z"], cwd=root, check=True,
-                             capture_output=True).stdout.decode()
+        out = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=root, check=True, capture_output=True
+        ).stdout.decode()
         return [Path(p) for p in out.split("\0") if p]
     except (OSError, subprocess.CalledProcessError) as err:
         raise RuntimeError(f"release needs a git checkout at {root}: {err}") from err
 
 
 def release(root: str | Path, out: str | Path) -> list[Path]:
-    """Copy the repository's tracked files to `out` with solutions stripped from notebooks.
+    """Copy the repository's tracked files to `out`, solutions stripped from notebooks.
 
     Returns the notebooks written. `out` must not exist or be empty.
     """
@@ -128,8 +131,13 @@ def _execute(path: Path, timeout: int):
     from nbclient import NotebookClient  # imported here: only the grader needs it
 
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
     return nb
 
 
@@ -141,11 +149,11 @@ def _error_of(cell) -> str | None:
 
 
 def grade(path: str | Path, timeout: int = 600):
-    """Execute a notebook in a fresh kernel; return (exercise results, errors elsewhere).
+    """Execute a notebook in a fresh kernel; return (exercise results, other errors).
 
     An exercise passes when the check cells that follow it all ran without error. Errors
-    in cells that are neither exercises nor checks are returned separately: they mean the
-    notebook itself is broken, not the student's answer.
+    in cells that are neither exercises nor checks are returned separately: they mean
+    the notebook itself is broken, not the student's answer.
     """
     path = Path(path)
     if not path.is_file():
@@ -171,8 +179,9 @@ def grade(path: str | Path, timeout: int = 600):
 
 
 def _main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bn_helpers.grading",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bn_helpers.grading", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     rel = sub.add_parser("release", help="write the student edition of the repository")
     rel.add_argument("out", help="new folder for the student edition")

@@ -74,11 +74,16 @@ def test_spatial_equals_fc_on_flattened_maps():
     out, cache = bn.spatial_batchnorm_forward(x, gamma, beta)
     flat = x.transpose(0, 2, 3, 1).reshape(-1, 4)
     out_fc, cache_fc = bn.batchnorm_forward(flat, gamma, beta)
-    np.testing.assert_allclose(out.transpose(0, 2, 3, 1).reshape(-1, 4), out_fc, atol=1e-12)
+    np.testing.assert_allclose(
+        out.transpose(0, 2, 3, 1).reshape(-1, 4), out_fc, atol=1e-12
+    )
     dx, dg, db = bn.spatial_batchnorm_backward(dout, cache)
-    dx_fc, dg_fc, db_fc = bn.batchnorm_backward(dout.transpose(0, 2, 3, 1).reshape(-1, 4),
-                                                cache_fc)
-    np.testing.assert_allclose(dx.transpose(0, 2, 3, 1).reshape(-1, 4), dx_fc, atol=1e-12)
+    dx_fc, dg_fc, db_fc = bn.batchnorm_backward(
+        dout.transpose(0, 2, 3, 1).reshape(-1, 4), cache_fc
+    )
+    np.testing.assert_allclose(
+        dx.transpose(0, 2, 3, 1).reshape(-1, 4), dx_fc, atol=1e-12
+    )
     np.testing.assert_allclose(dg, dg_fc, atol=1e-12)
     np.testing.assert_allclose(db, db_fc, atol=1e-12)
 
@@ -89,9 +94,15 @@ def test_fc_gradients_match_finite_differences(shape, backward):
     x, gamma, beta, dout = _inputs(shape, np.float64, seed=3)
     _, cache = bn.batchnorm_forward(x, gamma, beta)
     dx, dgamma, dbeta = backward(dout, cache)
-    dx_num = numeric_gradient(lambda a: bn.batchnorm_forward(a, gamma, beta)[0], x, dout)
-    dg_num = numeric_gradient(lambda g: bn.batchnorm_forward(x, g, beta)[0], gamma, dout)
-    db_num = numeric_gradient(lambda b: bn.batchnorm_forward(x, gamma, b)[0], beta, dout)
+    dx_num = numeric_gradient(
+        lambda a: bn.batchnorm_forward(a, gamma, beta)[0], x, dout
+    )
+    dg_num = numeric_gradient(
+        lambda g: bn.batchnorm_forward(x, g, beta)[0], gamma, dout
+    )
+    db_num = numeric_gradient(
+        lambda b: bn.batchnorm_forward(x, gamma, b)[0], beta, dout
+    )
     assert rel_error(dx, dx_num) < 1e-8
     assert rel_error(dgamma, dg_num) < 1e-8
     assert rel_error(dbeta, db_num) < 1e-8
@@ -102,9 +113,17 @@ def test_spatial_gradients_match_finite_differences():
     _, cache = bn.spatial_batchnorm_forward(x, gamma, beta)
     dx, dgamma, dbeta = bn.spatial_batchnorm_backward(dout, cache)
     f = bn.spatial_batchnorm_forward
-    assert rel_error(dx, numeric_gradient(lambda a: f(a, gamma, beta)[0], x, dout)) < 1e-8
-    assert rel_error(dgamma, numeric_gradient(lambda g: f(x, g, beta)[0], gamma, dout)) < 1e-8
-    assert rel_error(dbeta, numeric_gradient(lambda b: f(x, gamma, b)[0], beta, dout)) < 1e-8
+    assert (
+        rel_error(dx, numeric_gradient(lambda a: f(a, gamma, beta)[0], x, dout)) < 1e-8
+    )
+    assert (
+        rel_error(dgamma, numeric_gradient(lambda g: f(x, g, beta)[0], gamma, dout))
+        < 1e-8
+    )
+    assert (
+        rel_error(dbeta, numeric_gradient(lambda b: f(x, gamma, b)[0], beta, dout))
+        < 1e-8
+    )
 
 
 def test_staged_and_alt_agree_and_dx_sums_to_zero():
@@ -136,25 +155,36 @@ def test_inference_matches_torch_eval_and_is_per_example():
     rng = np.random.default_rng(0)
     mean, var = rng.normal(size=5), rng.uniform(0.5, 2.0, 5)
     y = bn.batchnorm_inference(x, gamma, beta, mean, var, eps=1e-3)
-    t = F.batch_norm(torch.tensor(x), torch.tensor(mean), torch.tensor(var),
-                     torch.tensor(gamma), torch.tensor(beta), training=False, eps=1e-3)
+    t = F.batch_norm(
+        torch.tensor(x),
+        torch.tensor(mean),
+        torch.tensor(var),
+        torch.tensor(gamma),
+        torch.tensor(beta),
+        training=False,
+        eps=1e-3,
+    )
     np.testing.assert_allclose(y, t.numpy(), rtol=1e-12, atol=1e-12)
     single = bn.batchnorm_inference(x[3:4], gamma, beta, mean, var, eps=1e-3)
     np.testing.assert_array_equal(single, y[3:4])  # output depends on the example alone
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("layer_cls,torch_cls,shape", [
-    (bn.BatchNorm1d, torch.nn.BatchNorm1d, (32, 7)),
-    (bn.BatchNorm2d, torch.nn.BatchNorm2d, (4, 3, 5, 5)),
-])
+@pytest.mark.parametrize(
+    "layer_cls,torch_cls,shape",
+    [
+        (bn.BatchNorm1d, torch.nn.BatchNorm1d, (32, 7)),
+        (bn.BatchNorm2d, torch.nn.BatchNorm2d, (4, 3, 5, 5)),
+    ],
+)
 @pytest.mark.parametrize("momentum", [0.1, 0.5, 1.0])
 def test_layer_running_stats_match_torch(layer_cls, torch_cls, shape, dtype, momentum):
     rng = np.random.default_rng(42)
     c = shape[1]
     ours = layer_cls(c, eps=1e-5, momentum=momentum, dtype=dtype)
-    ref = torch_cls(c, eps=1e-5, momentum=momentum).to(torch.float64 if dtype == np.float64
-                                                        else torch.float32)
+    ref = torch_cls(c, eps=1e-5, momentum=momentum).to(
+        torch.float64 if dtype == np.float64 else torch.float32
+    )
     gamma = rng.normal(1, 0.2, c).astype(dtype)
     beta = rng.normal(0, 0.2, c).astype(dtype)
     ours.gamma, ours.beta = gamma.copy(), beta.copy()
@@ -173,22 +203,34 @@ def test_layer_running_stats_match_torch(layer_cls, torch_cls, shape, dtype, mom
         dx = ours.backward(dout)
         np.testing.assert_allclose(y, yt.detach().numpy(), rtol=rtol, atol=atol)
         np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=rtol, atol=atol)
-        np.testing.assert_allclose(ours.dgamma, ref.weight.grad.numpy(), rtol=rtol, atol=atol)
-        np.testing.assert_allclose(ours.dbeta, ref.bias.grad.numpy(), rtol=rtol, atol=atol)
-        np.testing.assert_allclose(ours.running_mean, ref.running_mean.numpy(),
-                                   rtol=rtol, atol=atol)
-        np.testing.assert_allclose(ours.running_var, ref.running_var.numpy(),
-                                   rtol=rtol, atol=atol)
+        np.testing.assert_allclose(
+            ours.dgamma, ref.weight.grad.numpy(), rtol=rtol, atol=atol
+        )
+        np.testing.assert_allclose(
+            ours.dbeta, ref.bias.grad.numpy(), rtol=rtol, atol=atol
+        )
+        np.testing.assert_allclose(
+            ours.running_mean, ref.running_mean.numpy(), rtol=rtol, atol=atol
+        )
+        np.testing.assert_allclose(
+            ours.running_var, ref.running_var.numpy(), rtol=rtol, atol=atol
+        )
     assert ours.num_batches_tracked == int(ref.num_batches_tracked) == 5
     ours.eval()
     ref.eval()
-    x = rng.normal(size=(1,) + shape[1:]).astype(dtype)  # a single example is fine in eval
+    x = rng.normal(size=(1,) + shape[1:]).astype(
+        dtype
+    )  # a single example is fine in eval
     xt = torch.from_numpy(x.copy()).requires_grad_(True)
     yt = ref(xt)
     dout = rng.normal(size=x.shape).astype(dtype)
     yt.backward(torch.from_numpy(dout))
-    np.testing.assert_allclose(ours.forward(x), yt.detach().numpy(), rtol=rtol, atol=atol)
-    np.testing.assert_allclose(ours.backward(dout), xt.grad.numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(
+        ours.forward(x), yt.detach().numpy(), rtol=rtol, atol=atol
+    )
+    np.testing.assert_allclose(
+        ours.backward(dout), xt.grad.numpy(), rtol=rtol, atol=atol
+    )
 
 
 def test_running_variance_is_unbiased():
@@ -231,3 +273,21 @@ def test_constant_feature_gives_finite_output_and_gradients():
     for backward in (bn.batchnorm_backward, bn.batchnorm_backward_alt):
         grads = backward(np.ones_like(x), cache)
         assert all(np.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e6])
+@pytest.mark.parametrize("backward", [bn.batchnorm_backward, bn.batchnorm_backward_alt])
+def test_float32_large_offset_backward_is_stable(offset, backward):
+    """The backward pass recentres x from the cache: it must stay accurate too."""
+    rng = np.random.default_rng(1)
+    x = (offset + rng.normal(size=(128, 8))).astype(np.float32)
+    dout = rng.normal(size=x.shape).astype(np.float32)
+    gamma = rng.normal(1, 0.3, 8).astype(np.float32)
+    _, cache = bn.batchnorm_forward(x, gamma, np.zeros(8, np.float32))
+    _, ref_cache = bn.batchnorm_forward(x.astype(np.float64), gamma.astype(np.float64),
+                                        np.zeros(8))
+    got = backward(dout, cache)
+    ref = bn.batchnorm_backward_alt(dout.astype(np.float64), ref_cache)
+    for g, r in zip(got, ref):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, r, rtol=1e-3, atol=1e-3 * np.abs(r).max())

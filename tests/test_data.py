@@ -28,11 +28,32 @@ def test_train_and_test_facts():
     assert x.shape == (60000, 784) and x.dtype == np.float32
     assert 0.0 == x.min() and x.max() == 1.0
     assert y.dtype == np.int64 and y[0] == 5
-    assert np.bincount(y).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265,
-                                       5851, 5949]
+    assert np.bincount(y).tolist() == [
+        5923,
+        6742,
+        5958,
+        6131,
+        5842,
+        5421,
+        5918,
+        6265,
+        5851,
+        5949,
+    ]
     xt, yt = data.load_mnist("test", scale=False, flatten=False)
     assert xt.shape == (10000, 28, 28) and xt.dtype == np.uint8 and yt[0] == 7
-    assert np.bincount(yt).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert np.bincount(yt).tolist() == [
+        980,
+        1135,
+        1032,
+        1010,
+        982,
+        892,
+        958,
+        1028,
+        974,
+        1009,
+    ]
 
 
 def test_subset_is_deterministic_and_consistent():
@@ -84,14 +105,17 @@ def test_corrupt_file_is_refused_before_parsing(tmp_path):
     assert data.MNIST_FILES["t10k-images-idx3-ubyte.gz"] in msg
 
 
-@pytest.mark.parametrize("kwargs,exc,word", [
-    ({"split": "val"}, ValueError, "split"),
-    ({"n": 0, "seed": 1}, ValueError, "n"),
-    ({"n": 10**6, "seed": 1}, ValueError, "n"),
-    ({"n": 10}, ValueError, "seed"),
-    ({"seed": 3}, ValueError, "seed"),
-    ({"n": 2.5, "seed": 1}, TypeError, "n"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,word",
+    [
+        ({"split": "val"}, ValueError, "split"),
+        ({"n": 0, "seed": 1}, ValueError, "n"),
+        ({"n": 10**6, "seed": 1}, ValueError, "n"),
+        ({"n": 10}, ValueError, "seed"),
+        ({"seed": 3}, ValueError, "seed"),
+        ({"n": 2.5, "seed": 1}, TypeError, "n"),
+    ],
+)
 def test_bad_arguments(kwargs, exc, word):
     kwargs = {"split": "test", **kwargs}
     with pytest.raises(exc, match=word):

@@ -1,4 +1,4 @@
-"""Finite differences checked on functions whose derivatives are known in closed form."""
+"""Finite differences checked on functions with known derivatives."""
 
 import numpy as np
 import torch

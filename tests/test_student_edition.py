@@ -24,8 +24,11 @@ def _solution_lines(cell):
     if grading.BEGIN not in src:
         return []
     body = src.split(grading.BEGIN, 1)[1].split(grading.END, 1)[0]
-    return [ln.strip() for ln in body.splitlines() if len(ln.strip()) > 3
-            and not ln.strip().startswith("#")]
+    return [
+        ln.strip()
+        for ln in body.splitlines()
+        if len(ln.strip()) > 3 and not ln.strip().startswith("#")
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -45,7 +48,9 @@ def test_no_solution_line_survives(student, path):
 def test_every_course_notebook_after_00_has_an_exercise():
     for path in NOTEBOOKS[1:]:
         nb = nbformat.read(path, as_version=4)
-        assert any("exercise" in c.metadata.get("tags", []) for c in nb.cells), path.name
+        assert any("exercise" in c.metadata.get("tags", []) for c in nb.cells), (
+            path.name
+        )
 
 
 def test_release_copies_the_package_and_data(student):
@@ -61,7 +66,9 @@ def test_student_edition_runs_and_every_exercise_fails(student, path):
     assert other == [], f"cells outside exercises/checks failed: {other}"
     assert results, "no exercise found"
     for r in results:
-        assert not r.passed, f"{r.label}: its checks pass on a stub, so they cannot fail"
+        assert not r.passed, (
+            f"{r.label}: its checks pass on a stub, so they cannot fail"
+        )
         assert any("NotImplementedError" in e for e in r.errors), r.errors
 
 
@@ -84,20 +91,28 @@ def _exercise(src):
 
 
 def test_strip_solutions_labels_the_stub_and_keeps_indentation():
-    nb = _nb(nbformat.v4.new_markdown_cell("### Exercise 4.2: running averages"),
-             _exercise("def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n"
-                       "    ### END SOLUTION\n"))
+    nb = _nb(
+        nbformat.v4.new_markdown_cell("### Exercise 4.2: running averages"),
+        _exercise(
+            "def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n"
+            "    ### END SOLUTION\n"
+        ),
+    )
     out = grading.strip_solutions(nb)
     assert out.cells[1].source == (
-        'def f(x):\n    raise NotImplementedError("Exercise 4.2: f")')
+        'def f(x):\n    raise NotImplementedError("Exercise 4.2: f")'
+    )
     assert nb.cells[1].source.count("return 2 * x") == 1  # the input is not modified
 
 
-@pytest.mark.parametrize("src,word", [
-    ("### BEGIN SOLUTION\nx = 1\n", "without"),
-    ("x = 1\n### END SOLUTION\n", "without"),
-    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n", "twice"),
-])
+@pytest.mark.parametrize(
+    "src,word",
+    [
+        ("### BEGIN SOLUTION\nx = 1\n", "without"),
+        ("x = 1\n### END SOLUTION\n", "without"),
+        ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n", "twice"),
+    ],
+)
 def test_unbalanced_markers_are_refused(src, word):
     with pytest.raises(ValueError, match=word):
         grading.strip_solutions(_nb(_exercise(src)))

@@ -35,7 +35,9 @@ def kernels(shape, seed: int = 0) -> dict:
 
     def torch_step():
         xt.grad = gt.grad = bt.grad = None
-        torch.nn.functional.batch_norm(xt, None, None, gt, bt, training=True).backward(dt)
+        torch.nn.functional.batch_norm(xt, None, None, gt, bt, training=True).backward(
+            dt
+        )
 
     def numpy_step():
         alt(dout, fwd(x, gamma, beta)[1])
@@ -50,17 +52,21 @@ def kernels(shape, seed: int = 0) -> dict:
 def main() -> None:
     default_threads = torch.get_num_threads()
     print(f"BN kernels, float32, median of {REPEATS} interleaved repeats (ms)")
-    print(f"{'shape':>18} {'threads':>7} {'staged':>8} {'alt':>8} {'st/alt':>7} "
-          f"{'numpy':>8} {'torch':>8} {'np/torch':>8}")
+    print(
+        f"{'shape':>18} {'threads':>7} {'staged':>8} {'alt':>8} {'st/alt':>7} "
+        f"{'numpy':>8} {'torch':>8} {'np/torch':>8}"
+    )
     for threads in sorted({1, default_threads}):
         for shape in SHAPES:
             r = time_functions(kernels(shape), REPEATS, threads=threads)
             ms = {k: f"{t * 1e3:8.2f}" for k, t in r.items()}
             dash = f"{'-':>8}"
             ratio = f"{r['staged'] / r['alt']:7.2f}" if "alt" in r else f"{'-':>7}"
-            print(f"{str(shape):>18} {threads:>7} {ms.get('staged', dash)} "
-                  f"{ms.get('alt', dash)} {ratio} {ms['numpy']} {ms['torch']} "
-                  f"{r['numpy'] / r['torch']:8.2f}")
+            print(
+                f"{str(shape):>18} {threads:>7} {ms.get('staged', dash)} "
+                f"{ms.get('alt', dash)} {ratio} {ms['numpy']} {ms['torch']} "
+                f"{r['numpy'] / r['torch']:8.2f}"
+            )
     print("targets: st/alt >= 2; np/torch <= 1.5")
 
 

@@ -84,7 +84,8 @@ def index_markdown(course: list[dict], existing: set[str]) -> str:
             name = f"[{entry['title']}]({entry['file']})"
         else:
             name = f"{entry['title']} *(coming soon)*"
-        minutes = f"{entry['minutes']}&nbsp;min"  # never wrapped between number and unit
+        # &nbsp;: never wrapped between number and unit
+        minutes = f"{entry['minutes']}&nbsp;min"
         rows.append(f"| {num} | {name} | {minutes} | {entry['summary']} |")
     total = sum(e["minutes"] for e in course)
     ready = sum(e["file"] in existing for e in course)
