@@ -1,5 +1,7 @@
 # Two commands for a fresh machine:  make lab   (open the course)   make test   (run the suite)
 PYTHON ?= python3.11
+# e.g. PIP_EXTRA="--extra-index-url https://download.pytorch.org/whl/cpu" for the CPU torch
+PIP_EXTRA ?=
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -11,16 +13,17 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(PY) requirements.txt pyproject.toml
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install $(PIP_EXTRA) -r requirements.txt
 	$(PY) -m pip install --no-deps -e .
 	touch $(STAMP)
 
 lab: $(STAMP)  ## open the course in JupyterLab at the start page
 	$(PY) -m jupyterlab notebooks/00_start_here.ipynb
 
-test: $(STAMP)  ## the whole suite: unit tests, notebooks executed, hygiene, browser (if available)
-	$(PY) -m pytest -n 2 --dist loadgroup
+test: $(STAMP)  ## the whole suite: unit tests, notebooks run, hygiene, Binder, browser
+	@$(PY) -m pytest -n 2 --dist loadgroup; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; fi; \
+	exit $$rc
 
 test-fast: $(STAMP)  ## unit tests only (no notebooks, no browser)
 	$(PY) -m pytest -m "not notebook and not browser"

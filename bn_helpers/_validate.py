@@ -92,6 +92,15 @@ def positive_int(name: str, v) -> int:
     return int(v)
 
 
+def seed(name: str, s) -> int:
+    """A seed for np.random.default_rng / torch.manual_seed: an int in [0, 2**63)."""
+    if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {_describe(s)}")
+    if not 0 <= s < 2**63:
+        raise ValueError(f"{name} must be in [0, 2**63), got {s}")
+    return int(s)
+
+
 def batch_for_training(name: str, x: np.ndarray, axes: tuple[int, ...]) -> int:
     """Number of values each statistic averages; BN needs at least 2 in training."""
     m = int(np.prod([x.shape[a] for a in axes]))

@@ -42,7 +42,7 @@ _FC_AXES = (0,)  # (N, D): reduce over the batch
 _CONV_AXES = (0, 2, 3)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BNCache:
     """What the backward pass needs from the forward pass.
 
@@ -113,12 +113,14 @@ def _forward(x, gamma, beta, eps, axes):
     mu = shift + d_mu  # mu_B
     out -= d_mu
     var = np.einsum(_sumsq_spec(x.ndim, axes), out, out).reshape(bs) / m  # sigma2_B
+    v.finite_summary("x", x, var)  # finite values whose squares overflow
     std = np.sqrt(var + eps)
     inv_std = 1.0 / std
     # y = gamma * (x - mu_B) / sqrt(sigma2_B + eps) + beta, as one scale and one shift
     out *= gamma * inv_std
     out += beta
-    cache = BNCache(x, mu, var, std, inv_std, gamma, eps, m, axes, shift, d_mu)
+    # gamma is copied: changing the caller's array in place must not change dx
+    cache = BNCache(x, mu, var, std, inv_std, gamma.copy(), eps, m, axes, shift, d_mu)
     return out, cache
 
 
@@ -149,16 +151,16 @@ def _check_cache(cache) -> BNCache:
 
 def _backward_staged(dout, cache):
     c = _check_cache(cache)
-    dout = v.grad_like(dout, c.x.shape, c.x.dtype)
+    dout = v.grad_like(dout, c.x.shape, c.x.dtype, finite=False)
     ax, m = c.axes, c.m
     xc = c.x_centered  # centred:    xc = x - mu
     x_hat = xc * c.inv_std  # normalised: x_hat = xc * inv_std
     # Walk the graph from the output back to x, one node at a time.
     # shift:      y = s + beta                 -> ds = dout, dbeta = sum dout
     dbeta = dout.sum(axis=ax)
+    v.finite_summary("dout", dout, dbeta)
     ds = dout
-    # scale:      s = gamma * x_hat            -> dgamma = sum ds*x_hat, dx_hat =
-    # ds*gamma
+    # scale:      s = gamma * x_hat   -> dgamma = sum ds*x_hat, dx_hat = ds*gamma
     dgamma = (ds * x_hat).sum(axis=ax)
     dx_hat = ds * c.gamma
     # normalised: x_hat = xc * inv_std         (xc and inv_std both feed x_hat)
@@ -213,8 +215,7 @@ def _inference(x, gamma, beta, mean, var, eps, axes):
     return x * scale.reshape(bs) + shift.reshape(bs)
 
 
-# ---------------------------------------------------------------- fully connected (N,
-# D)
+# ------------------------------------------------------------ fully connected (N, D)
 
 
 def batchnorm_forward(x, gamma, beta, eps=1e-5):
@@ -236,33 +237,31 @@ def batchnorm_backward(dout, cache):
 
 
 def batchnorm_backward_alt(dout, cache):
-    """Closed-form backward: dx = gamma/(m sigma) (m dout - sum dout - x_hat sum dout
-    x_hat).
+    """Closed-form backward, fewer passes over the data than the staged one:
 
-    Same inputs and outputs as batchnorm_backward, fewer passes over the data.
+        dx = gamma / (m sigma) * (m dout - sum dout - x_hat * sum(dout * x_hat))
+
+    with sigma = sqrt(sigma2_B + eps). Same inputs and outputs as batchnorm_backward.
     """
     return _backward_alt(dout, _require_axes(cache, _FC_AXES))
 
 
 def batchnorm_inference(x, gamma, beta, mean, var, eps=1e-5):
-    """Inference-mode BN (Alg. 2) as one affine map per feature, with population
-    statistics.
+    """Inference-mode BN (Alg. 2): one affine map per feature, population statistics.
 
-    x: (N, D) with N >= 1; gamma, beta, mean, var: (D,), var >= 0 (the unbiased
-    estimate).
-    Output depends on each row alone: y = gamma*(x - mean)/sqrt(var + eps) + beta.
+    x: (N, D) with N >= 1; gamma, beta, mean, var: (D,); var >= 0 (the unbiased
+    estimate). Output depends on each row alone:
+    y = gamma * (x - mean) / sqrt(var + eps) + beta.
     """
     v.float_array("x", x, ndim=2)
     return _inference(x, gamma, beta, mean, var, eps, _FC_AXES)
 
 
-# ---------------------------------------------------------------- convolutional (N, C,
-# H, W)
+# ------------------------------------------------------- convolutional (N, C, H, W)
 
 
 def spatial_batchnorm_forward(x, gamma, beta, eps=1e-5):
-    """Training-mode BN for conv feature maps: one (mu, sigma2, gamma, beta) per
-    channel.
+    """Training-mode BN for conv feature maps: (mu, sigma2, gamma, beta) per channel.
 
     x: (N, C, H, W); gamma, beta: (C,). Statistics over N, H, W (m = N*H*W).
     """
@@ -271,8 +270,7 @@ def spatial_batchnorm_forward(x, gamma, beta, eps=1e-5):
 
 
 def spatial_batchnorm_backward(dout, cache):
-    """Backward of spatial_batchnorm_forward. Returns dx (N,C,H,W), dgamma (C,), dbeta
-    (C,)."""
+    """Backward of spatial_batchnorm_forward: dx (N,C,H,W), dgamma (C,), dbeta (C,)."""
     return _backward_alt(dout, _require_axes(cache, _CONV_AXES))
 
 
@@ -293,8 +291,7 @@ def _require_axes(cache, axes):
     return c
 
 
-# ---------------------------------------------------------------- layers with running
-# stats
+# ---------------------------------------------------- layers with running statistics
 
 
 class _BatchNorm:
@@ -316,9 +313,8 @@ class _BatchNorm:
         self.num_batches_tracked = 0
         self.training = True
         self.dgamma = self.dbeta = None
-        self._cache = (
-            None  # BNCache (train) or (x_hat, scale) (eval) of the last forward
-        )
+        # BNCache (train mode) or (x_hat, scale) (eval mode) of the last forward
+        self._cache = None
 
     def train(self, mode: bool = True):
         self.training = bool(mode)
@@ -329,6 +325,11 @@ class _BatchNorm:
 
     def _check_x(self, x):
         v.float_array("x", x, ndim=self._ndim, finite=not self.training)
+        if x.dtype != self.dtype:
+            raise TypeError(
+                f"x must have the layer's dtype {self.dtype}, got {x.dtype}; create "
+                f"the layer with dtype=np.{x.dtype} or convert x"
+            )
         if x.shape[1] != self.num_features:
             raise ValueError(
                 f"x must have {self.num_features} features/channels on axis 1, "
@@ -337,27 +338,21 @@ class _BatchNorm:
         return x
 
     def forward(self, x):
-        """Train mode: batch statistics, and update the running estimates. Eval:
-        running."""
+        """Train mode: batch statistics, and update the running estimates.
+
+        Eval mode: the running estimates (population statistics, Alg. 2).
+        """
         self._check_x(x)
         if not self.training:
             bs = _bshape(x, self._axes)
             inv_std = (1.0 / np.sqrt(self.running_var + self.eps)).reshape(bs)
             x_hat = (x - self.running_mean.reshape(bs)) * inv_std
             self._cache = (x_hat, self.gamma.reshape(bs) * inv_std)
-            return _inference(
-                x,
-                self.gamma,
-                self.beta,
-                self.running_mean,
-                self.running_var,
-                self.eps,
-                self._axes,
-            )
+            stats = (self.running_mean, self.running_var)
+            return _inference(x, self.gamma, self.beta, *stats, self.eps, self._axes)
         out, cache = _forward(x, self.gamma, self.beta, self.eps, self._axes)
         # torch convention: new = (1 - momentum) * old + momentum * batch statistic,
-        # and the
-        # running variance is the unbiased m/(m-1) * sigma2_B (Alg. 2, line 10).
+        # and the running variance is the unbiased m/(m-1) * sigma2_B (Alg. 2, l. 10).
         mom, m = self.momentum, cache.m
         batch_mean = cache.mu.reshape(-1).astype(self.dtype)
         batch_var = (cache.var.reshape(-1) * (m / (m - 1))).astype(self.dtype)
@@ -392,8 +387,7 @@ class _BatchNorm:
 
 
 class BatchNorm1d(_BatchNorm):
-    """numpy twin of torch.nn.BatchNorm1d for (N, D) inputs: gamma, beta, running
-    stats."""
+    """numpy twin of torch.nn.BatchNorm1d for (N, D) inputs, with running stats."""
 
     _axes = _FC_AXES
     _ndim = 2

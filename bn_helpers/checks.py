@@ -1,9 +1,8 @@
 """Readable pass/fail checks for the exercises (after Karpathy's ``cmp``).
 
 ``check_close`` prints one line (name, exact?, close?, max abs diff, relative error)
-and
-raises ``AssertionError`` with the same line when the arrays are not close, so a wrong
-answer stops run-all instead of scrolling past.
+and raises ``AssertionError`` with the same line when the arrays are not close, so a
+wrong answer stops run-all instead of scrolling past.
 """
 
 from __future__ import annotations
@@ -54,7 +53,16 @@ def check_close(
 
 
 def check_true(name: str, condition: bool, detail: str = "") -> None:
-    """Assert a claim made in the text, with a one-line report either way."""
+    """Assert a claim made in the text, with a one-line report either way.
+
+    condition must be a bool (Python or numpy): ``check_true("...", np.allclose)``
+    without the call, or a tuple, would otherwise always pass.
+    """
+    if not isinstance(condition, (bool, np.bool_)):
+        raise TypeError(
+            f"condition must be a bool (True/False), got {type(condition).__name__}: "
+            f"did you forget to call a function, or to reduce an array with .all()?"
+        )
     line = f"{name:<36} | {'OK' if condition else 'FAILED'}" + (
         f" | {detail}" if detail else ""
     )

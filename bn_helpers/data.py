@@ -53,28 +53,29 @@ def default_data_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "data" / "mnist"
 
 
-def verify_file(path: Path, md5: str) -> None:
-    """Raise FileNotFoundError / DataIntegrityError unless `path` has this md5."""
+def verify_file(path: Path, md5: str) -> bytes:
+    """The bytes of `path`; FileNotFoundError / DataIntegrityError unless md5 matches."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"MNIST file missing: {path} (expected md5 {md5}); "
             + _RESTORE.format(name=path.name)
         )
-    digest = hashlib.md5(path.read_bytes()).hexdigest()
+    raw = path.read_bytes()
+    digest = hashlib.md5(raw).hexdigest()
     if digest != md5:
         raise DataIntegrityError(
             f"MNIST file corrupt: {path} has md5 {digest}, expected {md5}; "
             + _RESTORE.format(name=path.name)
         )
+    return raw
 
 
 @functools.lru_cache(maxsize=4)
 def _read_idx(path: Path, md5: str, _stamp: tuple[int, int]) -> np.ndarray:
     """Parse one verified IDX file; cached per (path, size, mtime), so reloads are
     instant."""
-    verify_file(path, md5)
-    raw = gzip.decompress(path.read_bytes())
+    raw = gzip.decompress(verify_file(path, md5))
     magic = int.from_bytes(raw[:4], "big")
     if magic == 2051:  # images: n, rows, cols
         n, rows, cols = (
@@ -123,6 +124,11 @@ def load_mnist(
     """
     if split not in _SPLITS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    for name, flag in (("scale", scale), ("flatten", flatten)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    if seed is not None:
+        seed = v.seed("seed", seed)
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     img_name, lab_name = _SPLITS[split]
     images = _load(img_name, data_dir)

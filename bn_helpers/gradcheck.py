@@ -39,6 +39,31 @@ def _float64_input(name, x):
     return x
 
 
+def _evaluate(f, x, index, value, snapshot):
+    """f(x) with x[index] = value, as float64; x is left as it was, even if f raises.
+
+    `snapshot` is a copy of x: if f changed x in place, the differences would be wrong.
+    """
+    old = x[index]
+    x[index] = snapshot[index] = value
+    try:
+        out = np.asarray(f(x))
+        if not np.array_equal(x, snapshot):
+            raise ValueError(
+                "f modified its argument x in place, so finite differences would be "
+                "wrong; make f work on a copy (e.g. x = x - x.mean(), not x -= ...)"
+            )
+        if out.dtype != np.float64:
+            raise TypeError(
+                f"f must return float64 values, got dtype {out.dtype}: rounding to "
+                f"{out.dtype} / (2h) swamps the derivative"
+            )
+        return np.array(out, copy=True)
+    finally:
+        snapshot[index] = old
+        x[...] = snapshot
+
+
 def numeric_gradient(
     f: Callable[[np.ndarray], np.ndarray],
     x: np.ndarray,
@@ -47,28 +72,23 @@ def numeric_gradient(
 ) -> np.ndarray:
     """Centred-difference gradient of sum(f(x) * dout) with respect to x.
 
-    f maps x to an array; dout has f(x)'s shape (the upstream gradient dl/df).
-    Entry i is sum((f(x + h e_i) - f(x - h e_i)) * dout) / (2h). x is perturbed in
-    place and restored.
+    f maps x to a float64 array and must not modify x; dout has f(x)'s shape (the
+    upstream gradient dl/df). Entry i is
+    sum((f(x + h e_i) - f(x - h e_i)) * dout) / (2h); x is perturbed and restored.
     """
     _float64_input("x", x)
     h = v.positive_float("h", h)
-    fx = np.asarray(f(x))
+    snapshot = x.copy()
+    fx = _evaluate(f, x, (0,) * x.ndim, x[(0,) * x.ndim], snapshot)
     v.float_array("dout", dout)
     if dout.shape != fx.shape:
         raise ValueError(
             f"dout must have the shape of f(x) {fx.shape}, got {dout.shape}"
         )
     grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
-        plus = np.array(f(x), dtype=np.float64, copy=True)
-        x[i] = old - h
-        minus = np.array(f(x), dtype=np.float64, copy=True)
-        x[i] = old
+    for i in np.ndindex(x.shape):
+        plus = _evaluate(f, x, i, x[i] + h, snapshot)
+        minus = _evaluate(f, x, i, x[i] - h, snapshot)
         grad[i] = np.sum((plus - minus) * dout) / (2 * h)
     return grad
 
@@ -76,18 +96,19 @@ def numeric_gradient(
 def numeric_partial(
     f: Callable[[np.ndarray], float], x: np.ndarray, index, h: float = 1e-5
 ) -> float:
-    """df/dx[index] of a scalar function f, by centred differences."""
+    """df/dx[index] of a scalar float64 function f, by centred differences."""
     _float64_input("x", x)
     h = v.positive_float("h", h)
     index = tuple(np.atleast_1d(index))
-    if len(index) != x.ndim or any(not 0 <= i < n for i, n in zip(index, x.shape)):
+    if len(index) != x.ndim or any(
+        not 0 <= i < n for i, n in zip(index, x.shape, strict=False)
+    ):
         raise IndexError(
             f"index must address one entry of x with shape {x.shape}, got {index}"
         )
-    old = x[index]
-    x[index] = old + h
-    plus = float(f(x))
-    x[index] = old - h
-    minus = float(f(x))
-    x[index] = old
-    return (plus - minus) / (2 * h)
+    snapshot = x.copy()
+    plus = _evaluate(f, x, index, x[index] + h, snapshot)
+    minus = _evaluate(f, x, index, x[index] - h, snapshot)
+    if plus.size != 1:
+        raise ValueError(f"f must return a scalar, got shape {plus.shape}")
+    return float(plus - minus) / (2 * h)

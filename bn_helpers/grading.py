@@ -12,7 +12,11 @@ executes a notebook in a fresh kernel and an exercise passes when all its checks
 without error. Command line::
 
     python -m bn_helpers.grading release student/       # the whole repo, solutions out
-    python -m bn_helpers.grading grade student/notebooks/02_bn_forward.ipynb
+    python -m bn_helpers.grading grade submitted/02_bn_forward.ipynb \\
+        --reference notebooks/02_bn_forward.ipynb
+
+With ``--reference``, only the submission's exercise cells are run, inside the
+instructor's notebook, so edited or untagged checks do not count.
 """
 
 from __future__ import annotations
@@ -35,56 +39,76 @@ _EXERCISE_ID = re.compile(r"Exercise (\d+\.\d+)")
 _DEF = re.compile(r"^\s*def (\w+)\(", re.M)
 
 
-def _exercise_label(nb, index: int) -> str:
-    """'Exercise 2.1: batchnorm_forward' from the nearest heading above and the def."""
-    number = "?"
+_NEAR_MARKER = re.compile(r"(?i)^\s*#+\s*(begin|end)\s*solu")
+
+
+def _exercise_number(nb, index: int) -> str:
+    """'2.1' from the nearest 'Exercise 2.1' at or above cell `index`."""
     for cell in reversed(nb.cells[: index + 1]):
         found = _EXERCISE_ID.findall(cell.source)
         if found:
-            number = found[-1]
-            break
-    head = nb.cells[index].source.split(BEGIN)[0]
-    names = _DEF.findall(head)
+            return found[-1]
+    return "?"
+
+
+def _label(number: str, code_above: str) -> str:
+    """'Exercise 2.1: batchnorm_forward', named by the nearest def above the region."""
+    names = _DEF.findall(code_above)
     return f"Exercise {number}: {names[-1] if names else 'your code'}"
 
 
-def _strip_cell(source: str, label: str, where: str) -> str:
-    out, inside = [], False
+def _strip_cell(source: str, number: str, where: str) -> str:
+    out, inside, regions = [], False, 0
     for line in source.splitlines():
         marker = line.strip()
         if marker == BEGIN:
             if inside:
                 raise ValueError(f"{where}: {BEGIN!r} twice without {END!r}")
-            inside = True
+            inside, regions = True, regions + 1
             indent = line[: len(line) - len(line.lstrip())]
+            label = _label(number, "\n".join(out))
             out.append(f'{indent}raise NotImplementedError("{label}")')
         elif marker == END:
             if not inside:
                 raise ValueError(f"{where}: {END!r} without {BEGIN!r}")
             inside = False
+        elif _NEAR_MARKER.match(line):
+            raise ValueError(
+                f"{where}: {marker!r} looks like a solution marker but is not exactly "
+                f"{BEGIN!r} or {END!r}; the solution would be released"
+            )
         elif not inside:
             out.append(line)
     if inside:
         raise ValueError(f"{where}: {BEGIN!r} without {END!r}")
+    if not regions:
+        raise ValueError(
+            f"{where}: a cell tagged 'exercise' has no {BEGIN!r} ... {END!r} region; "
+            f"its solution would be released"
+        )
     return "\n".join(out)
 
 
 def strip_solutions(nb, name: str = "notebook"):
     """Return a copy of `nb` with every solution region replaced by a failing stub.
 
-    Raises ValueError for unbalanced markers or a marker outside an ``exercise`` cell.
+    Raises ValueError for unbalanced or misspelt markers, an ``exercise`` cell without
+    a solution region, or a marker outside an ``exercise`` cell.
     """
     nb = nbformat.from_dict(nb)  # deep copy
     for i, cell in enumerate(nb.cells):
-        if BEGIN not in cell.source and END not in cell.source:
-            continue
         where = f"{name}, cell {i}"
-        if cell.cell_type != "code" or "exercise" not in cell.metadata.get("tags", []):
-            raise ValueError(
-                f"{where}: solution markers outside a code cell tagged "
-                "'exercise' would be released as they are"
-            )
-        cell.source = _strip_cell(cell.source, _exercise_label(nb, i), where)
+        is_exercise = "exercise" in cell.metadata.get("tags", [])
+        if not is_exercise:
+            if any(_NEAR_MARKER.match(ln) for ln in cell.source.splitlines()):
+                raise ValueError(
+                    f"{where}: solution markers outside a code cell tagged "
+                    "'exercise' would be released as they are"
+                )
+            continue
+        if cell.cell_type != "code":
+            raise ValueError(f"{where}: the 'exercise' tag belongs on a code cell")
+        cell.source = _strip_cell(cell.source, _exercise_number(nb, i), where)
         cell.outputs, cell.execution_count = [], None
     return nb
 
@@ -127,54 +151,92 @@ class ExerciseResult:
     errors: list[str] = field(default_factory=list)
 
 
-def _execute(path: Path, timeout: int):
+def _execute(nb, folder: Path, timeout: int) -> str | None:
+    """Run nb in a fresh kernel, in place; return why it stopped early, if it did."""
     from nbclient import NotebookClient  # imported here: only the grader needs it
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(
+    client = NotebookClient(
         nb,
         timeout=timeout,
         kernel_name="python3",
         allow_errors=True,
-        resources={"metadata": {"path": str(path.parent)}},
-    ).execute()
-    return nb
+        resources={"metadata": {"path": str(folder)}},
+    )
+    try:
+        client.execute()
+    except (CellTimeoutError, DeadKernelError) as err:
+        return f"{type(err).__name__}: {str(err)[:200]}"
+    return None
 
 
 def _error_of(cell) -> str | None:
+    if cell.get("execution_count") is None:
+        return "did not run (execution stopped earlier)"
     for o in cell.get("outputs", []):
         if o.get("output_type") == "error":
             return f"{o['ename']}: {o['evalue']}"[:300]
     return None
 
 
-def grade(path: str | Path, timeout: int = 600):
+def _with_answers(reference, submission):
+    """The reference notebook with each exercise cell taken from the submission.
+
+    Cells are matched by id. Checks and everything else come from the reference, so a
+    submission cannot pass by editing or untagging a check; a missing answer is stubbed.
+    """
+    answers = {c.get("id"): c.source for c in submission.cells}
+    stubs = strip_solutions(reference, "reference")
+    nb = nbformat.from_dict(reference)
+    for cell, stub in zip(nb.cells, stubs.cells, strict=True):
+        if "exercise" in cell.metadata.get("tags", []):
+            cell.source = answers.get(cell.get("id"), stub.source)
+    return nb
+
+
+def grade(path: str | Path, timeout: int = 600, reference: str | Path | None = None):
     """Execute a notebook in a fresh kernel; return (exercise results, other errors).
 
-    An exercise passes when the check cells that follow it all ran without error. Errors
-    in cells that are neither exercises nor checks are returned separately: they mean
-    the notebook itself is broken, not the student's answer.
+    An exercise passes when its cell and every check cell after it (up to the next
+    exercise) ran without error; an exercise with no check fails. With `reference` (the
+    instructor's notebook), only the exercise cells of `path` are used and the checks
+    come from the reference. Errors in cells that are neither exercises nor checks are
+    returned separately: the notebook itself is broken, not the student's answer.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path must be a notebook file, got {path}")
-    nb = _execute(path, timeout)
+    nb = nbformat.read(path, as_version=4)
+    if reference is not None:
+        nb = _with_answers(nbformat.read(reference, as_version=4), nb)
+    stopped = _execute(nb, path.parent, timeout)
     results: list[ExerciseResult] = []
-    other: list[str] = []
+    other: list[str] = [f"execution stopped: {stopped}"] if stopped else []
+    checked: list[bool] = []
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         tags = cell.metadata.get("tags", [])
         err = _error_of(cell)
         if "exercise" in tags:
-            errors = [f"cell {i}: {err}"] if err else []
-            results.append(ExerciseResult(_exercise_label(nb, i), not err, errors))
+            names = _DEF.findall(cell.source)
+            label = f"Exercise {_exercise_number(nb, i)}: "
+            label += names[0] if names else "your code"
+            results.append(
+                ExerciseResult(label, not err, [f"cell {i}: {err}"] * bool(err))
+            )
+            checked.append(False)
         elif "check" in tags and results:
+            checked[-1] = True
             if err:
                 results[-1].passed = False
                 results[-1].errors.append(f"cell {i}: {err}")
-        elif err:
+        elif err and not stopped:
             other.append(f"cell {i}: {err}")
+    for result, has_check in zip(results, checked, strict=True):
+        if not has_check:
+            result.passed = False
+            result.errors.append("no check cell follows this exercise")
     return results, other
 
 
@@ -189,6 +251,11 @@ def _main(argv=None) -> int:
     gr = sub.add_parser("grade", help="execute notebooks and score their exercises")
     gr.add_argument("notebooks", nargs="+")
     gr.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    gr.add_argument(
+        "--reference",
+        help="instructor notebook: take its checks, not the "
+        "submission's (use when grading one notebook)",
+    )
     args = parser.parse_args(argv)
     if args.cmd == "release":
         for p in release(args.root, args.out):
@@ -196,7 +263,7 @@ def _main(argv=None) -> int:
         return 0
     failed = 0
     for nb_path in args.notebooks:
-        results, other = grade(nb_path, args.timeout)
+        results, other = grade(nb_path, args.timeout, args.reference)
         passed = sum(r.passed for r in results)
         print(f"{nb_path}: {passed}/{len(results)} exercises pass")
         for r in results:

@@ -64,7 +64,7 @@ def build_mlp(sizes=PAPER_SIZES, *, batchnorm: bool = False,
     gen = torch.Generator().manual_seed(check_seed(seed))
     layers: list[nn.Module] = []
     n_layers = len(sizes) - 1
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         hidden = i < n_layers - 1
         linear = nn.Linear(n_in, n_out, bias=not (batchnorm and hidden))
         with torch.no_grad():

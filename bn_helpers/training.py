@@ -305,7 +305,7 @@ def drift_table(histories: dict) -> str:
                         f"got {type(histories).__name__}")
     lines = [f"{'net':<10}{'layer':>6}{'mean drift':>13}{'std drift':>12}"]
     for label, h in histories.items():
-        drifts = zip(*activation_drift(_check_history(label, h)))
+        drifts = zip(*activation_drift(_check_history(label, h)), strict=True)
         for layer, (dm, ds) in enumerate(drifts, start=1):
             lines.append(f"{label:<10}{layer:>6}{dm:>13.4f}{ds:>12.4f}")
     return "\n".join(lines)

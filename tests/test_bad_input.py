@@ -5,6 +5,7 @@ import pytest
 
 from bn_helpers import batchnorm as bn
 from bn_helpers import gradcheck as gc
+from bn_helpers.checks import check_true
 
 R = np.random.default_rng(0)
 X = R.normal(size=(8, 3))
@@ -12,6 +13,11 @@ X4 = R.normal(size=(4, 3, 2, 2))
 G, B = np.ones(3), np.zeros(3)
 _, CACHE = bn.batchnorm_forward(X, G, B)
 _, CACHE4 = bn.spatial_batchnorm_forward(X4, G, B)
+
+
+def _in_place(a):
+    a -= a.mean()
+    return a * 1.0
 
 
 def _nan(a, index):
@@ -80,6 +86,46 @@ CASES = [
         ),
         ValueError,
         ["x", "too large", "float32"],
+    ),
+    (
+        "x squares overflow",
+        lambda: bn.batchnorm_forward(
+            np.float32([[1e20] * 3, [-1e20] * 3]),
+            G.astype(np.float32),
+            B.astype(np.float32),
+        ),
+        ValueError,
+        ["x", "too large"],
+    ),
+    (
+        "dout overflow staged",
+        lambda: bn.batchnorm_backward(np.full((8, 3), 1e308), CACHE),
+        ValueError,
+        ["dout", "too large"],
+    ),
+    (
+        "layer dtype mismatch",
+        lambda: bn.BatchNorm1d(3).forward(X.astype(np.float32)),
+        TypeError,
+        ["x", "float64", "float32"],
+    ),
+    (
+        "check_true not a bool",
+        lambda: check_true("claim", np.allclose),
+        TypeError,
+        ["condition", "bool"],
+    ),
+    (
+        "numeric_gradient f in place",
+        lambda: gc.numeric_gradient(_in_place, X.copy(), X),
+        ValueError,
+        ["f modified", "in place"],
+    ),
+    (
+        "numeric_gradient f float32",
+        lambda: gc.numeric_gradient(lambda a: a.astype(np.float32), X.copy(), X),
+        TypeError,
+        ["float64", "float32"],
     ),
     (
         "gamma wrong shape",

@@ -114,6 +114,10 @@ def test_corrupt_file_is_refused_before_parsing(tmp_path):
         ({"n": 10}, ValueError, "seed"),
         ({"seed": 3}, ValueError, "seed"),
         ({"n": 2.5, "seed": 1}, TypeError, "n"),
+        ({"n": 10, "seed": -1}, ValueError, "seed"),
+        ({"n": 10, "seed": True}, TypeError, "seed"),
+        ({"scale": "no"}, TypeError, "scale"),
+        ({"flatten": 1}, TypeError, "flatten"),
     ],
 )
 def test_bad_arguments(kwargs, exc, word):

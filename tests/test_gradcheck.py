@@ -1,6 +1,7 @@
 """Finite differences checked on functions with known derivatives."""
 
 import numpy as np
+import pytest
 import torch
 
 from bn_helpers import gradcheck as gc
@@ -57,3 +58,19 @@ def test_check_close_reports_and_fails():
         assert "claim" in str(e) and "FAILED" in str(e)
     else:
         raise AssertionError("check_true accepted a false claim")
+
+
+def test_numeric_gradient_restores_input_when_f_raises():
+    x = np.linspace(-1, 1, 6).reshape(2, 3)
+    before = x.copy()
+    calls = []
+
+    def f(a):
+        calls.append(1)
+        if len(calls) > 2:
+            raise NotImplementedError("a stub")
+        return np.sin(a)
+
+    with pytest.raises(NotImplementedError):
+        gc.numeric_gradient(f, x, np.ones_like(x))
+    np.testing.assert_array_equal(x, before)

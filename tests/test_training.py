@@ -148,7 +148,7 @@ def test_activation_inputs_match_numpy_forward(mnist, batchnorm):
     assert all(torch.equal(b, buffers[k]) for k, b in net.named_buffers())  # stats kept
     want = _numpy_hidden_inputs(net, probe)
     assert len(got) == len(want) == 3
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g.numpy(), w, rtol=1e-4, atol=1e-5)
 
 
