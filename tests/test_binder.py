@@ -40,7 +40,7 @@ def test_requirements_have_test_tools_section():
     assert lines.count(TEST_TOOLS_MARKER) == 1, (
         f"requirements.txt needs the line {TEST_TOOLS_MARKER!r}")
     tools = pins(lines[lines.index(TEST_TOOLS_MARKER):])
-    assert {"pytest", "nbclient", "playwright"} <= tools.keys()
+    assert {"pytest", "playwright"} <= tools.keys()
 
 
 def test_binder_requirements_match():
