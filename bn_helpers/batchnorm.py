@@ -157,7 +157,8 @@ def _backward_staged(dout, cache):
     x_hat = xc * c.inv_std  # normalised: x_hat = xc * inv_std
     # Walk the graph from the output back to x, one node at a time.
     # shift:      y = s + beta                 -> ds = dout, dbeta = sum dout
-    dbeta = dout.sum(axis=ax)
+    with np.errstate(over="ignore", invalid="ignore"):  # bad input is reported below
+        dbeta = dout.sum(axis=ax)
     v.finite_summary("dout", dout, dbeta)
     ds = dout
     # scale:      s = gamma * x_hat   -> dgamma = sum ds*x_hat, dx_hat = ds*gamma
