@@ -15,12 +15,12 @@ import ipywidgets as ipw
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
 from PIL import Image
 
 from bn_helpers import plots
 
-__all__ = ["ics_explorer"]
+__all__ = ["ics_explorer", "lr_explorer"]
 
 
 def _png_output(fig: Figure) -> dict:
@@ -115,3 +115,95 @@ def ics_explorer(histories, *, layer: int = 1, step: int | None = None,
     slider.observe(redraw, names="value")
     layers.observe(redraw, names="value")
     return ipw.VBox([ipw.HBox([slider, layers]), out])
+
+
+def _moving_average(a: np.ndarray, k: int) -> np.ndarray:
+    """Mean of each window of k consecutive entries along the last axis."""
+    c = np.cumsum(np.insert(a, 0, 0.0, axis=-1), axis=-1)
+    return (c[..., k:] - c[..., :-k]) / k
+
+
+def lr_explorer(sweep, *, lr: float | None = None, smooth: int = 20) -> ipw.VBox:
+    """Pick a learning rate; see both nets' loss and accuracy curves at that rate.
+
+    sweep: an lr_study.LRSweep with nets "no BN" and "BN". lr: the rate shown first,
+    one of sweep.lrs (default: the largest). smooth: the training loss is averaged
+    over windows of `smooth` steps. Returns VBox(children=(SelectionSlider, Output));
+    moving the slider redraws the Output's image (loss, accuracy, and final accuracy
+    against the learning rate with the chosen one marked).
+    """
+    from bn_helpers.lr_study import NETS, LRSweep, lr_label
+
+    if not isinstance(sweep, LRSweep):
+        raise TypeError(f"sweep must be an lr_study.LRSweep (from lr_sweep), "
+                        f"got {type(sweep).__name__}")
+    if set(sweep.loss) != set(NETS):
+        raise ValueError(f"sweep must hold the nets {list(NETS)}, "
+                         f"got {list(sweep.loss)}")
+    n_steps = sweep.loss["BN"].shape[1]
+    if isinstance(smooth, bool) or not isinstance(smooth, int) \
+            or not 1 <= smooth <= n_steps:
+        raise ValueError(f"smooth must be an int in 1..{n_steps}, got {smooth!r}")
+    lr = float(sweep.lrs[-1]) if lr is None else lr
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)):
+        raise TypeError(f"lr must be a number, got {type(lr).__name__}")
+    if not np.isclose(sweep.lrs, lr, rtol=1e-9, atol=0).any():
+        raise ValueError(f"lr must be one of the swept learning rates "
+                         f"{[lr_label(r) for r in sweep.lrs]}, got {lr!r}")
+    k0 = int(np.argmin(np.abs(sweep.lrs - lr)))
+
+    labels = [lr_label(r) for r in sweep.lrs]
+    slider = ipw.SelectionSlider(options=labels, value=labels[k0],
+                                 description="learning rate", continuous_update=True,
+                                 style={"description_width": "initial"},
+                                 layout={"width": "420px"})
+    out = ipw.Output()
+    colors = {"no BN": plots.NO_BN_COLOR, "BN": plots.BN_COLOR}
+    loss = {net: _moving_average(sweep.loss[net], smooth) for net in NETS}
+    x_loss = np.arange(smooth, n_steps + 1)
+    finite = np.concatenate([a[np.isfinite(a)] for a in loss.values()])
+
+    # One figure for the widget's lifetime; a redraw swaps data and re-encodes the PNG.
+    fig = Figure(figsize=(11.0, 3.4), layout="none")
+    FigureCanvasAgg(fig)
+    ax_l, ax_a, ax_f = fig.subplots(1, 3)
+    fig.subplots_adjust(left=0.065, right=0.99, bottom=0.15, top=0.9, wspace=0.3)
+    lines_l = {net: ax_l.plot(x_loss, loss[net][k0], color=colors[net], label=net)[0]
+               for net in NETS}
+    lines_a = {net: ax_a.plot(sweep.steps, 100 * sweep.test_accuracy[net][k0],
+                              color=colors[net], marker=".", label=net)[0]
+               for net in NETS}
+    # head room above the curves (log scale) for the legend
+    ax_l.set(xlim=(0, n_steps), ylim=(0.8 * finite.min(), 4.0 * finite.max()),
+             yscale="log", xlabel="training step",
+             ylabel=f"cross-entropy (nats), mean of {smooth}")
+    ax_l.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 0.2, 0.5, 1, 2, 5
+    ax_l.yaxis.set_major_formatter("{x:g}")
+    ax_l.yaxis.set_minor_formatter(NullFormatter())
+    ax_a.set(xlim=(0, n_steps), ylim=(0, 100), xlabel="training step",
+             ylabel="test accuracy (%)")
+    ax_l.legend(loc="upper right", ncol=2)
+    for net in NETS:
+        ax_f.plot(sweep.lrs, 100 * sweep.final_accuracy(net), color=colors[net],
+                  marker="o", label=net)
+    ax_f.axhline(10, color="0.5", linestyle=":", linewidth=1.0)
+    ax_f.text(np.sqrt(sweep.lrs[0] * sweep.lrs[-1]), 12, "chance (10%)", color="0.4",
+              fontsize=8, ha="center")
+    marker = ax_f.axvline(sweep.lrs[k0], color="0.3", linestyle="--", linewidth=1.0)
+    ax_f.set(xscale="log", ylim=(0, 100), xlabel="learning rate (log scale)",
+             ylabel=f"test accuracy after {n_steps} steps (%)",
+             title="All learning rates")
+
+    def redraw(change=None) -> None:
+        k = labels.index(slider.value)
+        for net in NETS:
+            lines_l[net].set_ydata(loss[net][k])
+            lines_a[net].set_ydata(100 * sweep.test_accuracy[net][k])
+        marker.set_xdata([sweep.lrs[k], sweep.lrs[k]])
+        ax_l.set_title(f"Training loss, lr = {labels[k]}")
+        ax_a.set_title(f"Test accuracy, lr = {labels[k]}")
+        out.outputs = (_png_output(fig),)
+
+    redraw()
+    slider.observe(redraw, names="value")
+    return ipw.VBox([slider, out])

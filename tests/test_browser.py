@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-TARGET = "notebooks/01_internal_covariate_shift.ipynb"  # its widget matters most
+TARGET = "notebooks/06_learning_rates.ipynb"  # the learning-rate explorer (issue #4)
 CHROMIUM = Path("/usr/lib/chromium/chromium")  # not /usr/bin/chromium, a shell script
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
@@ -38,7 +38,7 @@ INSTALL_HINT = "apt-get install -y --no-install-recommends chromium fonts-libera
 TIMEOUT_MS = 120_000  # run-all of one notebook: budget 60 s, doubled for a busy machine
 
 WIDGET = "[data-test=widget]"  # the output area of the first slider, marked by the test
-SLIDER = f"{WIDGET} .jupyter-widgets.widget-slider"
+SLIDER = f"{WIDGET} .widget-slider"  # SelectionSlider: no .jupyter-widgets
 HANDLE = f"{SLIDER} .noUi-handle[role=slider]"
 READOUT = f"{SLIDER} .widget-readout"
 TOGGLES = f"{WIDGET} .widget-toggle-buttons"
@@ -196,6 +196,18 @@ def slider_number(text: str) -> float:
     return float(text.replace(",", ""))
 
 
+def expected_readout(position: float) -> str:
+    """The readout of TARGET's SelectionSlider at handle position (option index)."""
+    from bn_helpers.lr_study import LR_GRID, lr_label
+
+    return lr_label(LR_GRID[round(position)])
+
+
+def position(handle) -> float:
+    """Where the handle is: the option index of a SelectionSlider."""
+    return slider_number(handle.get_attribute("aria-valuenow"))
+
+
 # ---------------------------------------------------------------- the test
 
 def test_widget_notebook_in_jupyterlab(lab, artifacts):
@@ -245,7 +257,7 @@ def test_widget_notebook_in_jupyterlab(lab, artifacts):
             assert not unknown, f"MathJax shows an undefined macro: {unknown[0][:80]!r}"
 
             # The first slider's output area: the slider, its controls, its picture.
-            widget_area = page.locator(".jupyter-widgets.widget-slider").first.locator(
+            widget_area = page.locator(".widget-slider").first.locator(
                 "xpath=ancestor::div[contains(@class,'jp-OutputArea-output')][1]")
             widget_area.evaluate("e => e.setAttribute('data-test', 'widget')")
             widget_area.scroll_into_view_if_needed()
@@ -253,24 +265,29 @@ def test_widget_notebook_in_jupyterlab(lab, artifacts):
             handle = page.locator(HANDLE).first
             assert picture_src(page).startswith("data:image/png"), "no plot image"
 
-            # Keyboard: one step right (or left at the right end) moves by one step.
-            before_value, before_src = slider_number(readout(page)), picture_src(page)
+            # Keyboard: one step right (or left at the right end) moves by one option;
+            # the readout shows that option's learning rate.
+            before_pos, before_src = position(handle), picture_src(page)
+            assert readout(page) == expected_readout(before_pos), "readout != slider"
+            before_value = slider_number(readout(page))
             at_max = (handle.get_attribute("aria-valuenow")
                       == handle.get_attribute("aria-valuemax"))
             handle.focus()
             page.keyboard.press("ArrowLeft" if at_max else "ArrowRight")
             after_src = wait_new_picture(page, before_src)
+            after_pos = position(handle)
+            assert after_pos - before_pos == (-1 if at_max else 1), (
+                f"handle moved from option {before_pos} to {after_pos}")
+            assert readout(page) == expected_readout(after_pos), "readout != slider"
             after_value = slider_number(readout(page))
             moved = after_value - before_value
             assert moved < 0 if at_max else moved > 0, f"readout moved by {moved}"
-            assert after_value == pytest.approx(slider_number(
-                handle.get_attribute("aria-valuenow")), rel=1e-3), "readout != slider"
             widget_area.screenshot(path=artifacts / "03-after-keyboard.png")
 
             # Drag: the handle to a third of the track (two thirds if left of half).
             lo = slider_number(handle.get_attribute("aria-valuemin"))
             hi = slider_number(handle.get_attribute("aria-valuemax"))
-            goal = 1 / 3 if (after_value - lo) / (hi - lo) > 0.5 else 2 / 3
+            goal = 1 / 3 if (after_pos - lo) / (hi - lo) > 0.5 else 2 / 3
             track = page.locator(f"{SLIDER} .noUi-target").first.bounding_box()
             box = handle.bounding_box()
             y = box["y"] + box["height"] / 2
@@ -279,11 +296,14 @@ def test_widget_notebook_in_jupyterlab(lab, artifacts):
             page.mouse.move(track["x"] + goal * track["width"], y, steps=12)
             page.mouse.up()
             dragged_src = wait_new_picture(page, after_src)
-            dragged_value = slider_number(readout(page))
-            assert dragged_value != after_value and dragged_src != after_src
-            assert abs((dragged_value - lo) / (hi - lo) - goal) < 0.1, (
-                f"dragged to {goal:.2f} of the track, the readout says {dragged_value} "
-                f"in [{lo}, {hi}]")
+            dragged_pos = position(handle)
+            dragged_value = readout(page)
+            assert dragged_pos != after_pos and dragged_src != after_src
+            assert dragged_value == expected_readout(dragged_pos), "readout != slider"
+            # options snap: at most half an option (1/14 of 8 options) from the goal
+            assert abs((dragged_pos - lo) / (hi - lo) - goal) < 0.1, (
+                f"dragged to {goal:.2f} of the track, the handle is at option "
+                f"{dragged_pos} in [{lo}, {hi}]")
             widget_area.screenshot(path=artifacts / "04-after-drag.png")
 
             # A selector beside the slider (01: the layer), if there is one.
@@ -291,7 +311,7 @@ def test_widget_notebook_in_jupyterlab(lab, artifacts):
             if choices.count():
                 choices.first.click()
                 wait_new_picture(page, dragged_src)
-                assert slider_number(readout(page)) == dragged_value, "the slider moved"
+                assert readout(page) == dragged_value, "the slider moved"
                 widget_area.screenshot(path=artifacts / "05-after-toggle.png")
             check_no_errors(page)
         except Exception:

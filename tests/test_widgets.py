@@ -79,3 +79,51 @@ def test_bad_arguments(histories):
         hist_edges=h.hist_edges, config=h.config)
     with pytest.raises(ValueError, match="share checkpoints"):
         widgets.ics_explorer({"no BN": histories["no BN"], "BN": shorter})
+
+
+# ------------------------------------------------------------------ lr_explorer
+
+@pytest.fixture(scope="module")
+def sweep():
+    from bn_helpers import lr_study
+
+    x, y = load_mnist("train", n=300, seed=0)
+    xt, yt = load_mnist("test", n=100, seed=1)
+    return lr_study.lr_sweep(x, y, eval_x=xt, eval_y=yt, lrs=(0.1, 1.0, 10.0),
+                             steps=30, record_every=10, seed=0, progress=False)
+
+
+def test_lr_explorer_redraws_on_slider(sweep):
+    box = widgets.lr_explorer(sweep, lr=1.0)
+    slider, out = box.children
+    assert list(slider.options) == ["0.1", "1", "10"] and slider.value == "1"
+    first = _png(out)
+    slider.value = "10"
+    after = _png(out)
+    assert after != first
+    slider.value = "1"
+    assert _png(out) == first  # the same state draws the same picture
+    slider.value = "0.1"
+    assert _png(out) not in (first, after)
+
+
+def test_lr_explorer_default_is_largest_lr(sweep):
+    slider, _ = widgets.lr_explorer(sweep).children
+    assert slider.value == "10"
+
+
+def test_lr_explorer_bad_arguments(sweep):
+    with pytest.raises(ValueError, match="lr must be one of"):
+        widgets.lr_explorer(sweep, lr=0.5)
+    with pytest.raises(TypeError, match="lr must be a number"):
+        widgets.lr_explorer(sweep, lr="1")
+    with pytest.raises(ValueError, match="smooth"):
+        widgets.lr_explorer(sweep, smooth=31)
+    with pytest.raises(TypeError, match="sweep"):
+        widgets.lr_explorer({"BN": sweep.loss["BN"]})
+    from bn_helpers.lr_study import LRSweep
+
+    only_bn = LRSweep(lrs=sweep.lrs, steps=sweep.steps, loss={"BN": sweep.loss["BN"]},
+                      test_accuracy={"BN": sweep.test_accuracy["BN"]})
+    with pytest.raises(ValueError, match="nets"):
+        widgets.lr_explorer(only_bn)
