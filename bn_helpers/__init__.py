@@ -13,6 +13,11 @@ One module per idea; import the one you need:
 - ``widgets``    ipywidgets explorers (plain functions, testable without a browser)
 - ``compgraph``  the BN computational graph, drawn with matplotlib
 - ``timing``     side-by-side timing and allocation counts for the comparisons
+- ``lr_study``   the learning-rate sweep with and without BN (notebook 06)
+- ``figure1``    the paper's Figure 1: training, checksummed results, plot (notebook 07)
+- ``batch_noise`` batch-statistic noise, train/eval-mode accuracy, precise BN (08)
+- ``landscape``  noisy BN, the gradient-change ICS measure, landscape probes (09)
+- ``grading``    instructor tools: student edition and autograding
 """
 
 __version__ = "0.1.0"
