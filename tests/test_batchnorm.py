@@ -150,23 +150,20 @@ def test_forward_statistics_and_identity_recovery():
     np.testing.assert_allclose(back, x, rtol=1e-12, atol=1e-12)
 
 
-def test_inference_matches_torch_eval_and_is_per_example():
-    x, gamma, beta, _ = _inputs((16, 5), np.float64, seed=2)
+@pytest.mark.parametrize(
+    "inference,shape",
+    [(bn.batchnorm_inference, (16, 5)), (bn.spatial_batchnorm_inference, (3, 5, 4, 4))],
+)
+def test_inference_matches_torch_eval_and_is_per_example(inference, shape):
+    x, gamma, beta, _ = _inputs(shape, np.float64, seed=2)
     rng = np.random.default_rng(0)
     mean, var = rng.normal(size=5), rng.uniform(0.5, 2.0, 5)
-    y = bn.batchnorm_inference(x, gamma, beta, mean, var, eps=1e-3)
-    t = F.batch_norm(
-        torch.tensor(x),
-        torch.tensor(mean),
-        torch.tensor(var),
-        torch.tensor(gamma),
-        torch.tensor(beta),
-        training=False,
-        eps=1e-3,
-    )
+    y = inference(x, gamma, beta, mean, var, eps=1e-3)
+    stats = (torch.tensor(a) for a in (x, mean, var, gamma, beta))
+    t = F.batch_norm(*stats, training=False, eps=1e-3)
     np.testing.assert_allclose(y, t.numpy(), rtol=1e-12, atol=1e-12)
-    single = bn.batchnorm_inference(x[3:4], gamma, beta, mean, var, eps=1e-3)
-    np.testing.assert_array_equal(single, y[3:4])  # output depends on the example alone
+    single = inference(x[1:2], gamma, beta, mean, var, eps=1e-3)
+    np.testing.assert_array_equal(single, y[1:2])  # output depends on the example alone
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -322,20 +319,3 @@ def test_cache_is_independent_of_later_changes_to_gamma():
     dx_before = bn.batchnorm_backward_alt(dout, cache)[0]
     gamma *= 2  # e.g. an optimiser step between forward and backward
     np.testing.assert_array_equal(bn.batchnorm_backward_alt(dout, cache)[0], dx_before)
-
-
-def test_spatial_inference_matches_torch_eval():
-    x, gamma, beta, _ = _inputs((3, 4, 5, 5), np.float64, seed=6)
-    rng = np.random.default_rng(1)
-    mean, var = rng.normal(size=4), rng.uniform(0.5, 2.0, 4)
-    y = bn.spatial_batchnorm_inference(x, gamma, beta, mean, var, eps=1e-4)
-    t = F.batch_norm(
-        torch.tensor(x),
-        torch.tensor(mean),
-        torch.tensor(var),
-        torch.tensor(gamma),
-        torch.tensor(beta),
-        training=False,
-        eps=1e-4,
-    )
-    np.testing.assert_allclose(y, t.numpy(), rtol=1e-12, atol=1e-12)
