@@ -32,6 +32,31 @@ RSS_TARGET_MIB = 1.5 * 1024
 PROBE = ("import resource\n"
          "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
          " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")  # KiB on Linux
+REDRAW_TARGET_MS = 200.0
+# Moves every slider of the widgets the notebook displayed (kept in IPython's Out) ten
+# times and prints the median and the slowest redraw, in ms; the callbacks run
+# synchronously in the kernel, as when a learner drags the slider.
+SLIDER_PROBE = """
+import statistics, time
+import ipywidgets as _ipw
+_times = []
+def _sliders(w):
+    if isinstance(w, (_ipw.IntSlider, _ipw.SelectionSlider)):
+        yield w
+    for c in getattr(w, "children", ()):
+        yield from _sliders(c)
+for _box in [o for o in Out.values() if isinstance(o, _ipw.Box)]:
+    for _s in _sliders(_box):
+        _opts = (list(_s.options) if isinstance(_s, _ipw.SelectionSlider)
+                 else list(range(_s.min, _s.max + 1, _s.step)))
+        for _k in range(10):
+            _v = _opts[(3 * _k + 1) % len(_opts)]
+            _v = _v if _v != _s.value else _opts[(3 * _k + 2) % len(_opts)]
+            _t = time.perf_counter(); _s.value = _v
+            _times.append(time.perf_counter() - _t)
+print(len(_times), 1e3 * statistics.median(_times) if _times else 0.0,
+      1e3 * max(_times, default=0.0))
+"""
 
 
 class TreeRssPoller(threading.Thread):
@@ -64,6 +89,7 @@ def bench(path: Path) -> dict:
     nb = nbformat.read(path, as_version=4)
     n_cells = len(nb.cells)
     nb.cells.append(nbformat.v4.new_code_cell(PROBE))  # in memory only
+    nb.cells.append(nbformat.v4.new_code_cell(SLIDER_PROBE))
     marks = {}
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
@@ -91,17 +117,24 @@ def bench(path: Path) -> dict:
     now = time.perf_counter()
     seconds = marks.get("t1", now) - marks.get("t0", now)
     peak = marks["poller"].peak_bytes / 2**20 if "poller" in marks else 0.0
-    probe = nb.cells[-1].get("outputs", [])
+    probe = nb.cells[-2].get("outputs", [])
     if probe and not error:
         self_kib, children_kib = (int(v) for v in probe[0]["text"].split())
         peak = max(peak, self_kib / 1024, children_kib / 1024)
-    return {"name": path.name, "seconds": seconds, "peak_mib": peak, "error": error}
+    redraw = nb.cells[-1].get("outputs", [])
+    n_moves, median_ms, max_ms = (
+        (int(float(v)) if i == 0 else float(v))
+        for i, v in enumerate(redraw[0]["text"].split())
+    ) if redraw and not error else (0, 0.0, 0.0)
+    return {"name": path.name, "seconds": seconds, "peak_mib": peak, "error": error,
+            "moves": n_moves, "redraw_ms": median_ms, "redraw_max_ms": max_ms}
 
 
 def verdict(row: dict) -> str:
     if row["error"]:
         return "ERROR"
     ok = row["seconds"] <= TIME_TARGET_S and row["peak_mib"] <= RSS_TARGET_MIB
+    ok = ok and row["redraw_ms"] <= REDRAW_TARGET_MS
     return "PASS" if ok else "OVER"
 
 
@@ -115,9 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     paths = args.paths or sorted((REPO / "notebooks").glob("*.ipynb"))
     print(f"Run-all budget per notebook: <= {TIME_TARGET_S:.0f} s, "
           f"<= {RSS_TARGET_MIB:.0f} MiB peak RSS (kernel + children); "
+          f"slider redraw <= {REDRAW_TARGET_MS:.0f} ms (median of 10 moves per slider); "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
           "a fresh kernel each, one at a time.\n")
-    header = f"{'notebook':<42} {'time (s)':>9} {'peak RSS (MiB)':>15}  verdict"
+    header = (f"{'notebook':<42} {'time (s)':>9} {'peak RSS (MiB)':>15} "
+              f"{'redraw ms (max)':>16}  verdict")
     print(header)
     print("-" * len(header))
     rows = []
@@ -125,8 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         row = bench(path)
         rows.append(row)
         error = f"  {row['error']}" if row["error"] else ""
-        print(f"{row['name']:<42} {row['seconds']:>9.1f} {row['peak_mib']:>15.0f}  "
-              f"{verdict(row)}{error}", flush=True)
+        redraw = (f"{row['redraw_ms']:.0f} ({row['redraw_max_ms']:.0f})"
+                  if row["moves"] else "-")
+        print(f"{row['name']:<42} {row['seconds']:>9.1f} {row['peak_mib']:>15.0f} "
+              f"{redraw:>16}  {verdict(row)}{error}", flush=True)
     print("-" * len(header))
     total = sum(r["seconds"] for r in rows)
     worst = max((r["peak_mib"] for r in rows), default=0.0)
