@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = args.paths or sorted((REPO / "notebooks").glob("*.ipynb"))
     print(f"Run-all budget per notebook: <= {TIME_TARGET_S:.0f} s, "
           f"<= {RSS_TARGET_MIB:.0f} MiB peak RSS (kernel + children); "
-          f"slider redraw <= {REDRAW_TARGET_MS:.0f} ms (median of 10 moves per slider); "
+          f"slider redraw <= {REDRAW_TARGET_MS:.0f} ms (median of 10 moves a slider); "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
           "a fresh kernel each, one at a time.\n")
     header = (f"{'notebook':<42} {'time (s)':>9} {'peak RSS (MiB)':>15} "
