@@ -54,7 +54,7 @@ def default_data_dir() -> Path:
 
 
 def verify_file(path: Path, md5: str) -> bytes:
-    """The bytes of `path`; FileNotFoundError / DataIntegrityError unless md5 matches."""
+    """The bytes of `path`; FileNotFoundError or DataIntegrityError unless md5 fits."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
