@@ -33,6 +33,7 @@ import nbformat
 
 __all__ = ["BEGIN", "END", "strip_solutions", "release", "ExerciseResult", "grade"]
 
+INSTRUCTOR_ONLY = ("tests", ".ci")  # top-level folders not released to students
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 _EXERCISE_ID = re.compile(r"Exercise (\d+\.\d+)")
@@ -126,13 +127,16 @@ def _tracked_files(root: Path) -> list[Path]:
 def release(root: str | Path, out: str | Path) -> list[Path]:
     """Copy the repository's tracked files to `out`, solutions stripped from notebooks.
 
-    Returns the notebooks written. `out` must not exist or be empty.
+    The instructor's test suite and CI (``tests/``, ``.ci/``) stay behind: they check
+    the worked solutions. Returns the notebooks written. `out` must be new or empty.
     """
     root, out = Path(root).resolve(), Path(out).resolve()
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"out must be a new or empty folder, got non-empty {out}")
     written = []
     for rel in _tracked_files(root):
+        if rel.parts[0] in INSTRUCTOR_ONLY:
+            continue
         dst = out / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if rel.suffix == ".ipynb":

@@ -59,6 +59,7 @@ def test_release_copies_the_package_and_data(student):
     assert (student / "bn_helpers" / "batchnorm.py").is_file()
     assert (student / "data" / "mnist" / "train-images-idx3-ubyte.gz").is_file()
     assert (student / "requirements.txt").is_file()
+    assert not (student / "tests").exists() and not (student / ".ci").exists()
 
 
 @pytest.mark.notebook
