@@ -66,7 +66,10 @@ def build_mlp(sizes=PAPER_SIZES, *, batchnorm: bool = False,
     n_layers = len(sizes) - 1
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         hidden = i < n_layers - 1
-        linear = nn.Linear(n_in, n_out, bias=not (batchnorm and hidden))
+        # nn.Linear's default init draws from torch's global RNG; fork it so that
+        # building a model leaves the caller's random stream untouched (no hidden state)
+        with torch.random.fork_rng(devices=[]):
+            linear = nn.Linear(n_in, n_out, bias=not (batchnorm and hidden))
         with torch.no_grad():
             linear.weight.normal_(0.0, init_std, generator=gen)
             if linear.bias is not None:

@@ -318,3 +318,11 @@ def test_train_bad_data_and_model(mnist):
         models.activation_modules(None)
     with pytest.raises(ValueError, match="no sigmoid"):
         training.activation_inputs(nn.Linear(784, 3), xt[:5])
+
+
+def test_build_mlp_leaves_the_global_torch_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    models.build_mlp(batchnorm=True, init_std=0.1, seed=0)
+    np.testing.assert_array_equal(torch.rand(3).numpy(), expected.numpy())
