@@ -37,6 +37,11 @@ def float_array(
             f"{name} must be a numpy.ndarray of float32 or float64, got "
             f"{_describe(a)}; convert with np.asarray({name}, dtype=np.float64)"
         )
+    if isinstance(a, (np.matrix, np.ma.MaskedArray)):
+        raise TypeError(
+            f"{name} must be a plain numpy.ndarray, got {type(a).__name__} (its "
+            f"operators or mask would change the result); use np.asarray({name})"
+        )
     if a.dtype.type not in FLOAT_DTYPES:
         raise TypeError(
             f"{name} must have dtype float32 or float64, got dtype {a.dtype}; "
@@ -104,6 +109,8 @@ def seed(name: str, s) -> int:
 def batch_for_training(name: str, x: np.ndarray, axes: tuple[int, ...]) -> int:
     """Number of values each statistic averages; BN needs at least 2 in training."""
     m = int(np.prod([x.shape[a] for a in axes]))
+    if m == 0:
+        raise ValueError(f"{name} holds no values to normalise: shape {x.shape}")
     if m < 2:
         raise ValueError(
             f"Expected more than 1 value per feature/channel when training, got "

@@ -128,6 +128,24 @@ CASES = [
         ["float64", "float32"],
     ),
     (
+        "x np.matrix",
+        lambda: bn.batchnorm_forward(np.asmatrix(X), G, B),
+        TypeError,
+        ["x", "matrix"],
+    ),
+    (
+        "x masked",
+        lambda: bn.batchnorm_forward(np.ma.masked_less(X, 0), G, B),
+        TypeError,
+        ["x", "MaskedArray"],
+    ),
+    (
+        "x empty batch",
+        lambda: bn.batchnorm_forward(np.zeros((0, 3)), G, B),
+        ValueError,
+        ["x", "no values", "(0, 3)"],
+    ),
+    (
         "gamma wrong shape",
         lambda: bn.batchnorm_forward(X, np.ones(4), B),
         ValueError,
