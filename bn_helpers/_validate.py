@@ -80,6 +80,15 @@ def positive_float(name: str, v) -> float:
     return v
 
 
+def non_negative_float(name: str, a) -> float:
+    if isinstance(a, bool) or not isinstance(a, Real):
+        raise TypeError(f"{name} must be a real number >= 0, got {_describe(a)}")
+    a = float(a)
+    if not (math.isfinite(a) and a >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {a!r}")
+    return a
+
+
 def unit_interval(name: str, v) -> float:
     if isinstance(v, bool) or not isinstance(v, Real):
         raise TypeError(f"{name} must be a real number in [0, 1], got {_describe(v)}")

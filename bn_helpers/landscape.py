@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from numbers import Real
 
 import numpy as np
 import torch
@@ -38,15 +37,6 @@ from bn_helpers.training import _as_tensor, _check_input_width, _torch_threads
 
 __all__ = ["NoisyBatchNorm1d", "add_noise", "grad_difference", "gradient_change",
            "loss_along_gradient", "Track", "track"]
-
-
-def _nonneg_float(name: str, a) -> float:
-    if isinstance(a, bool) or not isinstance(a, Real):
-        raise TypeError(f"{name} must be a real number >= 0, got {type(a).__name__}")
-    a = float(a)
-    if not (np.isfinite(a) and a >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {a!r}")
-    return a
 
 
 class NoisyBatchNorm1d(nn.BatchNorm1d):
@@ -64,8 +54,8 @@ class NoisyBatchNorm1d(nn.BatchNorm1d):
     def __init__(self, num_features: int, *, max_shift: float, max_scale: float,
                  seed: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__(num_features, eps=eps, momentum=momentum)
-        self.max_shift = _nonneg_float("max_shift", max_shift)
-        self.max_scale = _nonneg_float("max_scale", max_scale)
+        self.max_shift = v.non_negative_float("max_shift", max_shift)
+        self.max_scale = v.non_negative_float("max_scale", max_scale)
         if self.max_scale < 1:
             raise ValueError(f"max_scale must be >= 1 (scale ~ U(1, max_scale)), "
                              f"got {max_scale!r}")
@@ -180,7 +170,7 @@ def gradient_change(model: nn.Sequential, x, y, *, lr: float):
     Returns (l2, cos), each numpy (L - 1,): ||G - G'||_2 and cos(G, G') per layer.
     """
     x, y = _check_batch(model, x, y)
-    lr = _nonneg_float("lr", lr)
+    lr = v.non_negative_float("lr", lr)
     linear_at = [i for i, m in enumerate(model) if isinstance(m, nn.Linear)]
     if len(linear_at) < 2:
         raise ValueError("model needs at least 2 Linear layers")
@@ -205,7 +195,7 @@ def _check_etas(etas) -> np.ndarray:
     if isinstance(etas, (str, bytes)) or not hasattr(etas, "__len__") or not len(etas):
         raise TypeError(f"etas must be a non-empty sequence of step sizes >= 0, "
                         f"got {etas!r}")
-    return np.array([_nonneg_float(f"etas[{k}]", e) for k, e in enumerate(etas)])
+    return np.array([v.non_negative_float(f"etas[{k}]", e) for k, e in enumerate(etas)])
 
 
 def loss_along_gradient(model: nn.Sequential, x, y, etas):

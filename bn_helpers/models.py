@@ -26,11 +26,7 @@ ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
 def check_seed(seed) -> int:
     """`seed` if it is an int in [0, 2**63) (what torch.Generator takes), else raise."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
-    if not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
-    return seed
+    return v.seed("seed", seed)
 
 
 def _check_sizes(sizes) -> tuple[int, ...]:
