@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test test-fast bench nav clean-notebooks student grade clean
+.PHONY: lab test test-fast bench nav clean-notebooks clean student grade grade-all bench-grading
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "Need $(PYTHON) (Python 3.11) on PATH, or run: make PYTHON=/path/to/python3.11 ..."; exit 1; }
@@ -38,12 +38,22 @@ nav: $(STAMP)  ## rewrite prev/next navigation and the index in 00_start_here
 clean-notebooks: $(STAMP)  ## strip outputs and execution counts from every notebook
 	$(PY) tools/clean_notebooks.py
 
-student: $(STAMP)  ## write the student edition (solutions stripped) to student/
-	rm -rf student
-	$(PY) -m bn_helpers.grading release student
-
-grade: $(STAMP)  ## score notebooks: make grade NB="student/notebooks/02_bn_forward.ipynb"
-	$(PY) -m bn_helpers.grading grade $(NB)
-
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# ---- instructor only (make student leaves this section out of the student edition) ----
+student: $(STAMP)  ## write the student edition (solutions and derivations out) to student/
+	rm -rf student
+	$(PY) -m instructor.grading release student
+
+grade: $(STAMP)  ## one student on the hidden tests: make grade SUB=submissions/alice
+	$(PY) -m instructor.grading grade $(SUB)
+
+SUBMISSIONS ?= submissions
+JOBS ?= 2
+OUT ?= gradebook.csv
+grade-all: $(STAMP)  ## a class: make grade-all SUBMISSIONS=DIR JOBS=2 OUT=gradebook.csv
+	$(PY) -m instructor.grading grade-all $(SUBMISSIONS) --jobs $(JOBS) --out $(OUT) $(FORCE)
+
+bench-grading: $(STAMP)  ## seconds to grade one student's whole course (target <= 15 s)
+	$(PY) tools/bench_grading.py

@@ -17,7 +17,6 @@ One module per idea; import the one you need:
 - ``figure1``    the paper's Figure 1: training, checksummed results, plot (notebook 07)
 - ``batch_noise`` batch-statistic noise, train/eval-mode accuracy, precise BN (08)
 - ``landscape``  noisy BN, the gradient-change ICS measure, landscape probes (09)
-- ``grading``    instructor tools: student edition and autograding
 """
 
 __version__ = "0.1.0"
