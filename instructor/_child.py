@@ -7,9 +7,11 @@ Only the standard library and numpy are imported before the student's code.
 """
 
 import importlib
+import importlib.machinery
 import json
 import sys
 import traceback
+import types
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +28,33 @@ def _drop_editable_finders():
 
 
 class _Blocked:
-    """Import blocker for numpy exercises (in-process, so only a fallback: under
-    bwrap torch's folder is hidden from the sandbox)."""
+    """torch & co for a numpy exercise: importing works (a module-level import does
+    not break the other exercises), using it raises. Under bwrap the real torch is
+    hidden from the sandbox as well, so removing this finder gains nothing."""
 
     def __init__(self, roots):
         self.roots = set(roots)
 
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in self.roots:
-            raise ImportError(f"{name} is not available in this exercise: use numpy")
+        if name.split(".")[0] not in self.roots:
+            return None
+        return importlib.machinery.ModuleSpec(name, self, is_package=True)
+
+    def create_module(self, spec):
+        module = _Unavailable(spec.name)
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module):
         return None
+
+
+class _Unavailable(types.ModuleType):
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise ImportError(f"{self.__name__}.{attr}: torch is not available in this "
+                          "exercise: derive it and write it in numpy")
 
 
 def _arg(spec, case, arrays):
@@ -89,7 +108,12 @@ def _call(job, module, func, case, arrays):
     args = [_arg(a, case["name"], arrays) for a in spec["args"]]
     if recipe in ("backward", "spatial_backward"):
         forward = getattr(module, spec["forward"])
-        _, cache = forward(*args[:4])
+        try:
+            _, cache = forward(*args[:4])
+        except Exception as err:  # noqa: BLE001
+            raise RuntimeError(
+                f"your {spec['forward']}, which makes the cache, failed: "
+                f"{_message(err)}") from None
         result = func(args[4], cache)
     else:
         result = func(*args)

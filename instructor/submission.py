@@ -427,7 +427,7 @@ def _grade_one(ex, folder, work, package, module_src, module_err, notebooks, ref
     _write_job(job, ex, package, {"preamble": preamble,
                                   "where": f"notebook {ex.notebook}, your cell"})
     (job / "submission.py").write_text(source, encoding="utf-8")
-    if "id " not in how:
+    if not how.startswith("cell id"):
         row.message = f"note: {how}"
     return _run_exercise(ex, job, settings, wants_torch)
 
