@@ -12,6 +12,7 @@ after it (tag ``check``, up to the next exercise) ran without error.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,8 +42,15 @@ def _execute(nb, folder: Path, timeout: int) -> str | None:
         allow_errors=True,
         resources={"metadata": {"path": str(folder)}},
     )
+    # the kernel imports the bn_helpers of the edition the notebook belongs to, not
+    # whatever `pip install -e` put on the path (a student edition must run its stubs)
+    env = dict(os.environ)
+    edition = folder.resolve().parent
+    if (edition / "bn_helpers" / "__init__.py").is_file():
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(edition)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     try:
-        client.execute()
+        client.execute(env=env)
     except (CellTimeoutError, DeadKernelError) as err:
         return f"{type(err).__name__}: {str(err)[:200]}"
     return None

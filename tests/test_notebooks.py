@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bn_helpers import grading
+from instructor import grading
 
 CELL_TIMEOUT = 600  # seconds; generous: a notebook's whole budget is 60 s on 2 cores
 

@@ -1,13 +1,16 @@
-"""The student edition: no solution survives, every stub fails loudly, and the checks
-after each exercise catch it (a check that passes on a stub could never fail)."""
+"""The student edition: no solution or derivation survives, every stub fails loudly,
+the checks after each exercise catch it (a check that passes on a stub could never
+fail), and the edition reads as one (no instructor files, its own tests)."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from bn_helpers import grading
+from instructor import grading
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -32,19 +35,77 @@ def _solution_lines(cell):
     ]
 
 
+def _derivation(cell):
+    return "derivation" in cell.metadata.get("tags", [])
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_no_solution_line_survives(student, path):
+def test_no_solution_line_or_derivation_survives(student, path):
     original = nbformat.read(path, as_version=4)
     released = nbformat.read(student / "notebooks" / path.name, as_version=4)
-    assert len(original.cells) == len(released.cells)
+    kept = [c for c in original.cells if not _derivation(c)]
+    assert len(kept) == len(released.cells)
+    assert [c.id for c in kept] == [c.id for c in released.cells]  # ids stay stable
     text = "\n".join(c.source for c in released.cells)
     near_marker = re.compile(r"(?i)^\s*#+\s*(begin|end)\s*solu", re.M)
     assert not near_marker.search(text)
-    for before, after in zip(original.cells, released.cells, strict=True):
+    assert not re.search(r"(?i)<summary>\s*derivation", text)
+    for cell in original.cells:
+        if _derivation(cell):
+            body = [ln for ln in cell.source.splitlines() if len(ln.strip()) > 20]
+            for line in body:
+                assert line not in text, f"derivation line leaked: {line!r}"
+    for before, after in zip(kept, released.cells, strict=True):
         for line in _solution_lines(before):
             assert line not in after.source, f"solution line leaked: {line!r}"
         if grading.BEGIN in before.source:
             assert 'raise NotImplementedError("Exercise ' in after.source
+
+
+def _py_regions(text):
+    return re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", text, re.S)
+
+
+@pytest.mark.parametrize("rel", sorted(
+    p.relative_to(ROOT).as_posix() for p in (ROOT / "bn_helpers").glob("*.py")))
+def test_no_solution_line_survives_in_the_package(student, rel):
+    original = (ROOT / rel).read_text(encoding="utf-8")
+    released = (student / rel).read_text(encoding="utf-8")
+    assert "### BEGIN SOLUTION" not in released and "### END SOLUTION" not in released
+    regions = _py_regions(original)
+    for region in regions:
+        for line in region.splitlines():
+            code = line.strip()
+            if len(code) > 3 and not code.startswith("#") and code not in (
+                    "return out, cache", "return dx, dgamma, dbeta"):
+                assert code not in released, f"{rel}: solution line leaked: {code!r}"
+    assert released.count('raise NotImplementedError("Exercise ') >= len(regions)
+    compile(released, rel, "exec")
+
+
+def test_the_edition_reads_as_one(student):
+    assert not any((student / d).exists() for d in ("instructor", ".ci"))
+    assert not (student / "tools" / "bench_grading.py").exists()
+    assert sorted(p.name for p in (student / "tests").iterdir()) == [
+        "test_exercises.py"]
+    readme = (student / "README.md").read_text(encoding="utf-8")
+    assert "For instructors" not in readme and "instructor" not in readme.lower()
+    makefile = (student / "Makefile").read_text(encoding="utf-8")
+    assert "instructor" not in makefile and "grade-all" not in makefile
+    assert "test:" in makefile and "lab:" in makefile
+
+
+@pytest.mark.skipif(not (ROOT / "bn_helpers" / "verify.py").exists(),
+                    reason="bn_helpers/verify.py (helper pkg) not merged yet")
+def test_students_make_test_reports_each_exercise(student):
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=student, capture_output=True, text=True, timeout=600,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, out  # tests ran and the stubs fail (not 5: none found)
+    assert "1 passed" in out  # bn_helpers is the edition's own
+    assert out.count("not done yet") >= 8, out
 
 
 def test_every_course_notebook_after_00_has_an_exercise():
@@ -59,7 +120,8 @@ def test_release_copies_the_package_and_data(student):
     assert (student / "bn_helpers" / "batchnorm.py").is_file()
     assert (student / "data" / "mnist" / "train-images-idx3-ubyte.gz").is_file()
     assert (student / "requirements.txt").is_file()
-    assert not (student / "tests").exists() and not (student / ".ci").exists()
+    assert not (student / "tests" / "conftest.py").exists()  # the instructor's suite
+    assert not (student / ".ci").exists()
 
 
 @pytest.mark.notebook
@@ -96,8 +158,8 @@ def _tiny_notebook(tmp_path, answer, check="assert f(2) == 4", with_check=True):
 def test_grader_scores_and_exit_codes(tmp_path, capsys):
     good = _tiny_notebook(tmp_path, "return 2 * x")
     wrong = _tiny_notebook(tmp_path, "return x + 1")
-    assert grading._main(["grade", str(good)]) == 0
-    assert grading._main(["grade", str(wrong)]) == 1
+    assert grading.main(["check", str(good)]) == 0
+    assert grading.main(["check", str(wrong)]) == 1
     out = capsys.readouterr().out
     assert "1/1 exercises pass" in out and "0/1 exercises pass" in out
 
@@ -207,3 +269,86 @@ def test_release_refuses_a_non_empty_folder(tmp_path):
     (tmp_path / "x").write_text("keep me")
     with pytest.raises(FileExistsError, match="non-empty"):
         grading.release(ROOT, tmp_path)
+
+
+# ------------------------------------------------------ solution regions in .py files
+
+PY_OK = '''import numpy as np
+
+
+def f(x, eps=1e-5):
+    """doc"""
+    x = np.asarray(x)  # validation stays
+    # Exercise 2.1 (notebook 02): Alg. 1.
+    ### BEGIN SOLUTION
+    if x.any():
+        x = x + 1
+    return x
+    ### END SOLUTION
+
+
+class _Layer:
+    def forward(self, x):
+        # Exercise 4.3 (notebook 04): the switch.
+        ### BEGIN SOLUTION
+        return x
+        ### END SOLUTION
+
+    def other(self):
+        return 1
+'''
+
+
+def test_strip_python_stubs_each_region_with_the_contract_message():
+    out = grading.strip_python(PY_OK)
+    assert out.count("raise NotImplementedError") == 2
+    assert (
+        '    raise NotImplementedError("Exercise 2.1: f: implement it in '
+        'bn_helpers/batchnorm.py (notebook 02)")' in out
+    )
+    assert '"Exercise 4.3: _Layer.forward: implement it in' in out
+    assert "x = x + 1" not in out and "x = np.asarray(x)" in out
+    assert "# Exercise 2.1 (notebook 02): Alg. 1." in out and "return 1" in out
+    ns = {}
+    exec(compile(out, "stub", "exec"), ns)
+    with pytest.raises(NotImplementedError, match="Exercise 2.1: f"):
+        ns["f"](1.0)
+    assert grading.strip_python("def g():\n    return 1\n") == "def g():\n    return 1\n"
+
+
+@pytest.mark.parametrize(
+    "edit,word",
+    [
+        (("### END SOLUTION\n\n\nclass", "\n\nclass"), "without"),  # END missing
+        (("    ### BEGIN SOLUTION\n    if", "    if"), "without"),  # BEGIN missing
+        (("### BEGIN SOLUTION\n    if", "### BEGIN SOLUTON\n    if"), "looks like"),
+        (("    ### END SOLUTION\n\n\nclass", "    ## END SOLUTION\n\n\nclass"),
+         "looks like"),
+        (("    # Exercise 2.1 (notebook 02): Alg. 1.\n", ""), "comment"),
+        (("    # Exercise 2.1 (notebook 02)", "    # Exercise 2.1 (nb 02)"), "comment"),
+        (("    ### END SOLUTION\n\n\nclass", "    ### END SOLUTION\n    y = 2\n\n\nclass"),
+         "last thing"),
+        (("    # Exercise 2.1 (notebook 02): Alg. 1.\n    ### BEGIN SOLUTION\n"
+          "    if x.any():\n        x = x + 1\n    return x\n    ### END SOLUTION\n",
+          "    if x.any():\n        # Exercise 2.1 (notebook 02): Alg. 1.\n"
+          "        ### BEGIN SOLUTION\n        x = x + 1\n        ### END SOLUTION\n"
+          "    return x\n"),
+         "directly in the body"),
+    ],
+)
+def test_strip_python_refuses_broken_regions(edit, word):
+    old, new = edit
+    assert old in PY_OK
+    with pytest.raises(ValueError, match=word):
+        grading.strip_python(PY_OK.replace(old, new, 1))
+
+
+def test_derivation_cells_are_dropped_and_untagged_ones_refused():
+    deriv = nbformat.v4.new_markdown_cell(
+        "<details><summary>Derivation</summary>dl/dmu = ...</details>")
+    deriv.metadata["tags"] = ["derivation"]
+    nb = _nb(nbformat.v4.new_markdown_cell("Exercise 1.1"), deriv)
+    assert len(grading.strip_solutions(nb).cells) == 1
+    deriv.metadata["tags"] = []
+    with pytest.raises(ValueError, match="not tagged 'derivation'"):
+        grading.strip_solutions(nb)
