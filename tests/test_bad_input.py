@@ -290,8 +290,8 @@ CASES = [
         ["momentum"],
     ),
     (
-        "layer momentum None",
-        lambda: bn.BatchNorm1d(3, momentum=None),
+        "layer momentum string",
+        lambda: bn.BatchNorm1d(3, momentum="0.1"),
         TypeError,
         ["momentum"],
     ),
