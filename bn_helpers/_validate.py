@@ -21,8 +21,6 @@ def describe(a) -> str:
     return f"{type(a).__name__} {a!r}"[:120]
 
 
-
-
 def float_array(
     name: str,
     a,

@@ -518,7 +518,7 @@ class _BatchNorm:
 
     # ----------------------------------------------------------- checks and layout
     def _check_state(self):
-        """The parameters and buffers, in case a caller replaced one (named if wrong)."""
+        """Parameters and buffers, in case a caller replaced one (named if wrong)."""
         arrays = [("gamma", self.gamma), ("beta", self.beta)]
         if self.track_running_stats:
             arrays += [("running_mean", self.running_mean),
