@@ -521,11 +521,11 @@ def spatial_backward():
             raise AssertionError("spatial_batchnorm_backward must return (dx, dgamma, "
                                  f"dbeta), got {type(got).__name__}")
         label = f"{shape} {np.dtype(dtype).name} eps={eps:g}"
-        n, c, h, w = shape
-        # the rows' backward, with dout reshaped without the transpose (a wrong answer)
-        wrong_rows = _torch_grads(_rows(x), gamma, beta, dout.reshape(-1, c), eps)[0]
-        hints = {"dx": [(wrong_rows.reshape(n, h, w, c).transpose(0, 3, 1, 2),
-                         RESHAPE_NO_TRANSPOSE)], "dgamma": [], "dbeta": []}
+        c = shape[1]
+        # a wrong answer: dout reshaped to rows, and dx back, without the transposes
+        wrong = _torch_grads(_rows(x), gamma, beta, dout.reshape(-1, c), eps)
+        hints = {q: [(a.reshape(shape) if q == "dx" else a, RESHAPE_NO_TRANSPOSE)]
+                 for q, a in zip(("dx", "dgamma", "dbeta"), wrong, strict=True)}
         oracles = {"torch": _torch_grads(x, gamma, beta, dout, eps)}
         if i == len(cases) - 1:
             oracles["finite differences"] = _numeric_grads(x, gamma, beta, dout, eps)
