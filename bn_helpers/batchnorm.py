@@ -585,7 +585,11 @@ class _BatchNorm:
         """Train mode: batch statistics (Alg. 1), and update the running estimates.
 
         Eval mode: the running estimates (population statistics, Alg. 2).
-        x: (N, C), (N, C, L) or (N, C, H, W); the helpers work on rows = (m, C).
+        x: (N, C), (N, C, L) or (N, C, H, W). Given to your code: rows, x as (m, C)
+        (one column per feature or channel), and momentum, the weight of this batch
+        in the running averages. Keep the forward cache in self.cache (backward uses
+        it), update self.running_mean and self.running_var in place (arr[...] = new),
+        and return _from_rows(out_rows, x.shape).
         """
         rows = self._rows(x)  # checks, and every value of a channel in one column
         if not self.track_running_stats:
