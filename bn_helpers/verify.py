@@ -10,9 +10,10 @@ One function per exercise, called in the notebook's check cell right after the p
 Each looks your function up when it runs (so an edit with ``%autoreload 2`` counts),
 runs several cases (shapes, float32 and float64, small and large eps) and compares with
 independent oracles only: torch (``F.batch_norm``, autograd, ``nn.BatchNorm1d``) and
-centred finite differences. It prints one line per quantity and raises AssertionError
-on the first disagreement; when your answer equals a known wrong one, the first line of
-the error says which mistake it is. A NotImplementedError from a stub is not caught.
+centred finite differences. It prints the check lines of its last case and a summary,
+and raises AssertionError on the first disagreement; when your answer equals a known
+wrong one, the first line of the error says which mistake it is. A
+NotImplementedError from a stub is not caught.
 """
 
 from __future__ import annotations
