@@ -427,6 +427,9 @@ def _grade_one(ex, folder, work, package, module_src, module_err, notebooks, ref
     _write_job(job, ex, package, {"preamble": preamble,
                                   "where": f"notebook {ex.notebook}, your cell"})
     (job / "submission.py").write_text(source, encoding="utf-8")
+    if module_src is not None:  # `bn` in a notebook exercise is the learner's module
+        (job / "pkg" / "bn_helpers" / "batchnorm.py").write_text(module_src,
+                                                                 encoding="utf-8")
     if not how.startswith("cell id"):
         row.message = f"note: {how}"
     return _run_exercise(ex, job, settings, wants_torch)
