@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("folder")
     one.add_argument("--strict", action="store_true",
                      help="exit 1 unless every exercise has full marks")
+    one.add_argument("--only", help="comma-separated exercise numbers, e.g. 2.1,3.7 "
+                     "(one GitHub Classroom test per exercise)")
     many = sub.add_parser("grade-all", help="grade a folder of student folders")
     many.add_argument("submissions", help="one sub-folder per student")
     many.add_argument("--out", default="gradebook.csv", help="CSV gradebook (a .json "
@@ -65,7 +67,8 @@ def main(argv=None) -> int:
         if not folder.is_dir():
             print(f"folder must be a student's submission folder, got {folder}")
             return 2
-        grader = gradebook.Grader()
+        only = tuple(args.only.split(",")) if args.only else None
+        grader = gradebook.Grader(only=only)
         try:
             rows = grader.grade(folder)
         finally:
