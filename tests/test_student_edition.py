@@ -73,12 +73,15 @@ def test_no_solution_line_survives_in_the_package(student, rel):
     released = (student / rel).read_text(encoding="utf-8")
     assert "### BEGIN SOLUTION" not in released and "### END SOLUTION" not in released
     regions = _py_regions(original)
+    outside = re.sub(r"### BEGIN SOLUTION\n.*?### END SOLUTION", "", original,
+                     flags=re.S)
     for region in regions:
         for line in region.splitlines():
             code = line.strip()
-            if len(code) > 3 and not code.startswith("#") and code not in (
-                    "return out, cache", "return dx, dgamma, dbeta"):
-                assert code not in released, f"{rel}: solution line leaked: {code!r}"
+            # a line may also stand outside the regions (e.g. a return): no more often
+            if len(code) > 3 and not code.startswith("#"):
+                assert released.count(code) <= outside.count(code), (
+                    f"{rel}: solution line leaked: {code!r}")
     assert released.count('raise NotImplementedError("Exercise ') >= len(regions)
     compile(released, rel, "exec")
 
