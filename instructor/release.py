@@ -3,7 +3,8 @@
 Notebooks: each code cell tagged ``exercise`` holds its solution between two marker
 lines (``### BEGIN SOLUTION`` / ``### END SOLUTION``); the region becomes
 ``raise NotImplementedError("Exercise 2.2: f")``. Markdown cells tagged ``derivation``
-(the worked answers) are dropped.
+(the worked answers) are dropped, and so are cells tagged ``complete-only`` (text that
+is true of the complete edition only, e.g. "this edition holds the solutions").
 
 Python files (the learner's ``bn_helpers/batchnorm.py``): a region is announced by the
 comment ``# Exercise N.M (notebook NN): ...`` on the line directly above
@@ -112,6 +113,8 @@ def strip_solutions(nb, name: str = "notebook"):
         if "derivation" in tags:
             if cell.cell_type != "markdown":
                 raise ValueError(f"{where}: the 'derivation' tag belongs on markdown")
+            continue
+        if "complete-only" in tags:  # text about the complete edition itself
             continue
         if cell.cell_type == "markdown" and _DETAILS.search(cell.source):
             raise ValueError(

@@ -35,8 +35,8 @@ def _solution_lines(cell):
     ]
 
 
-def _derivation(cell):
-    return "derivation" in cell.metadata.get("tags", [])
+def _derivation(cell):  # the cells the student edition drops
+    return bool({"derivation", "complete-only"} & set(cell.metadata.get("tags", [])))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -355,3 +355,10 @@ def test_derivation_cells_are_dropped_and_untagged_ones_refused():
     deriv.metadata["tags"] = []
     with pytest.raises(ValueError, match="not tagged 'derivation'"):
         grading.strip_solutions(nb)
+
+
+def test_complete_only_cells_are_dropped():
+    note = nbformat.v4.new_markdown_cell("This is the complete edition: solved.")
+    note.metadata["tags"] = ["complete-only"]
+    nb = _nb(nbformat.v4.new_markdown_cell("Hello"), note)
+    assert [c.source for c in grading.strip_solutions(nb).cells] == ["Hello"]
