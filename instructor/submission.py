@@ -273,8 +273,9 @@ def _read_results(job: Path, cases) -> tuple[dict, dict]:
         case, _, name = key.partition("/")
         if case in got and value.dtype.kind in "biuf":
             got[case][name] = value
-    return ({k: str(v)[:600] for k, v in status.items()} if isinstance(status, dict)
-            else {}), got
+    # the child's text is the student's: one line each, bounded
+    return ({str(k): " ".join(str(v).split())[:600] for k, v in status.items()}
+            if isinstance(status, dict) else {}), got
 
 
 # ------------------------------------------------------------------------ grading
