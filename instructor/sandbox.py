@@ -16,8 +16,8 @@ Layers, strongest first (see instructor/README.md, "What is protected"):
 - always: a scrubbed environment (no variable of the grader's is passed on), resource
   limits set before exec (RLIMIT_AS memory, CPU seconds, file size, no core files), a
   wall-clock timeout, its own session, and the whole process group killed afterwards.
-- without bwrap (fallback): when the grader runs as root, each job runs under its own
-  unused uid (61000 + n), so it cannot write the grader's files or signal its
+- without bwrap (fallback): when the grader runs as root and other users can run its
+  Python, each job runs under its own unused uid (61000 + n), so it cannot write the grader's files or signal its
   processes, and every process of that uid is killed afterwards (survivors that left
   the process group included); if the grader is not root, a submission can read and
   write what the grader's user can, and a process that leaves its session survives.
@@ -25,6 +25,7 @@ Layers, strongest first (see instructor/README.md, "What is protected"):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import resource
@@ -69,11 +70,16 @@ _BWRAP: bool | None = None
 
 
 def isolation() -> str:
-    """'bwrap' or 'fallback' (subprocess, limits, nobody when root)."""
+    """'bwrap', or which fallback: a subprocess with limits, under its own uid when
+    the grader is root and other users can run its Python."""
     global _BWRAP
     if _BWRAP is None:
         _BWRAP = have_bwrap()
-    return "bwrap" if _BWRAP else "fallback"
+    if _BWRAP:
+        return "bwrap"
+    if os.geteuid() == 0 and _others_can_run_python():
+        return "fallback (own uid per job)"
+    return "fallback (grader's uid: weak, install bubblewrap)"
 
 
 def _python_roots() -> list[str]:
@@ -130,6 +136,19 @@ def _limits(memory: int, cpu_seconds: int, uid: int | None):
     return apply
 
 
+@functools.cache
+def _others_can_run_python() -> bool:
+    """Can an unprivileged uid run this Python (all folders up to it searchable)?"""
+    import stat
+
+    for target in {Path(sys.executable).resolve(), Path(sys.prefix).resolve()}:
+        for folder in [target, *target.parents]:
+            mode = folder.stat().st_mode
+            if not mode & stat.S_IXOTH or (folder == target and not mode & stat.S_IROTH):
+                return False
+    return True
+
+
 def _kill_uid(uid: int) -> None:
     """SIGKILL every process whose real uid is `uid` (fallback survivors)."""
     for _ in range(3):
@@ -173,8 +192,10 @@ def run(job_dir: str | Path, *, timeout: float = 20.0, memory: int = 3 << 30,
     else:
         argv = [python, "-I", str(job_dir / script)]
         env = _child_env(str(job_dir))
-        if os.geteuid() == 0:  # its own uid may write its own job folder, and only that
+        if os.geteuid() == 0 and _others_can_run_python():
+            # its own uid may write its own job folder, and only that
             uid = UID_BASE + next(_next_uid) % UID_SPAN
+            job_dir.parent.chmod(0o711)
             for path in [job_dir, *job_dir.rglob("*")]:
                 os.chown(path, uid, uid, follow_symlinks=False)
     start = time.monotonic()
