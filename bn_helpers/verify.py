@@ -10,9 +10,10 @@ One function per exercise, called in the notebook's check cell right after the p
 Each looks your function up when it runs (so an edit with ``%autoreload 2`` counts),
 runs several cases (shapes, float32 and float64, small and large eps) and compares with
 independent oracles only: torch (``F.batch_norm``, autograd, ``nn.BatchNorm1d``) and
-centred finite differences. It prints one line per quantity and raises AssertionError
-on the first disagreement; when your answer equals a known wrong one, the first line of
-the error says which mistake it is. A NotImplementedError from a stub is not caught.
+centred finite differences. It prints the check lines of its last case and a summary,
+and raises AssertionError on the first disagreement; when your answer equals a known
+wrong one, the first line of the error says which mistake it is. A
+NotImplementedError from a stub is not caught.
 """
 
 from __future__ import annotations
@@ -202,6 +203,15 @@ def _per_feature(name, a, d):
     return a.reshape(d) if a.size == d else a
 
 
+def _check_statistics(label, cache, mu, var, dtype, quiet, var_hints=()):
+    """cache.mu and cache.var (per feature or channel) against torch's."""
+    d = mu.size
+    _check(f"cache.mu {label}", _per_feature("cache.mu", _attr(cache, "mu"), d), mu,
+           dtype, quiet=quiet)
+    _check(f"cache.var {label}", _per_feature("cache.var", _attr(cache, "var"), d),
+           var, dtype, quiet=quiet, hints=var_hints)
+
+
 def _summary(what, n_cases, detail):
     print(f"{what}: all {n_cases} cases agree ({detail})")
 
@@ -234,18 +244,14 @@ def batchnorm_forward():
         out, cache = batchnorm.batchnorm_forward(x.copy(), gamma.copy(), beta.copy(),
                                                  eps)
         t_out, mu, var, x_hat = _torch_bn(x, gamma, beta, eps)
-        last = i < len(FORWARD_CASES) - 1
+        quiet = i < len(FORWARD_CASES) - 1
         label = f"{shape} {np.dtype(dtype).name} eps={eps:g}"
-        _check(f"out {label}", out, t_out, dtype, quiet=last,
+        _check(f"out {label}", out, t_out, dtype, quiet=quiet,
                hints=_forward_hints(x, gamma, beta, eps))
-        d = shape[1]
-        _check(f"cache.mu {label}", _per_feature("cache.mu", _attr(cache, "mu"), d),
-               mu, dtype, quiet=last)
-        _check(f"cache.var {label}",
-               _per_feature("cache.var", _attr(cache, "var"), d), var, dtype,
-               quiet=last, hints=[(x.astype(np.float64).var(0, ddof=1),
-                                   UNBIASED_FORWARD)])
-        _check(f"cache.x_hat {label}", _attr(cache, "x_hat"), x_hat, dtype, quiet=last)
+        _check_statistics(label, cache, mu, var, dtype, quiet, var_hints=[
+            (x.astype(np.float64).var(0, ddof=1), UNBIASED_FORWARD)])
+        _check(f"cache.x_hat {label}", _attr(cache, "x_hat"), x_hat, dtype,
+               quiet=quiet)
     _summary("batchnorm_forward", len(FORWARD_CASES),
              "out, mu, var, x_hat vs torch; float32 and float64; eps 1e-5 and 0.1")
 
@@ -492,15 +498,10 @@ def spatial_forward():
                                                          beta.copy(), eps)
         t_out, mu, var, _ = _torch_bn(x, gamma, beta, eps)
         label = f"{shape} {np.dtype(dtype).name} eps={eps:g}"
-        last = i < len(SPATIAL_CASES) - 1
-        _check(f"out {label}", out, t_out, dtype, quiet=last,
+        quiet = i < len(SPATIAL_CASES) - 1
+        _check(f"out {label}", out, t_out, dtype, quiet=quiet,
                hints=_spatial_hints(x, gamma, beta, eps))
-        c = shape[1]
-        _check(f"cache.mu {label}", _per_feature("cache.mu", _attr(cache, "mu"), c),
-               mu, dtype, quiet=last)
-        _check(f"cache.var {label}",
-               _per_feature("cache.var", _attr(cache, "var"), c), var, dtype,
-               quiet=last)
+        _check_statistics(label, cache, mu, var, dtype, quiet)
     _summary("spatial_batchnorm_forward", len(SPATIAL_CASES),
              "out, per-channel mu and var vs torch; float32 and float64")
 
