@@ -33,10 +33,15 @@ CHILD = Path(__file__).resolve().parent / "_child.py"
 MAX_SOURCE = 1 << 20  # bytes: a batchnorm.py larger than this is not read
 MAX_NOTEBOOK = 20 << 20
 TORCH_ROOTS = ("torch", "functorch", "torchgen")
-PREAMBLE = (
-    "import numpy as np\n"
-    "from bn_helpers import batchnorm as bn\n"
-)
+PREAMBLE = """import numpy as np
+try:
+    from bn_helpers import batchnorm as bn
+except BaseException as _err:  # the learner's module does not import
+    class _Broken:
+        def __getattr__(self, name, _e=repr(_err)):
+            raise ImportError(f"your bn_helpers/batchnorm.py does not import: {_e}")
+    bn = _Broken()
+"""
 TORCH_PREAMBLE = "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
 
 
@@ -428,7 +433,7 @@ def _grade_one(ex, folder, work, package, module_src, module_err, notebooks, ref
     _write_job(job, ex, package, {"preamble": preamble,
                                   "where": f"notebook {ex.notebook}, your cell"})
     (job / "submission.py").write_text(source, encoding="utf-8")
-    if module_src is not None:  # `bn` in a notebook exercise is the learner's module
+    if module_src is not None and "bn." in source:  # `bn` is the learner's module
         (job / "pkg" / "bn_helpers" / "batchnorm.py").write_text(module_src,
                                                                  encoding="utf-8")
     if not how.startswith("cell id"):
