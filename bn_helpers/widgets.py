@@ -20,7 +20,37 @@ from PIL import Image
 
 from bn_helpers import plots
 
-__all__ = ["ics_explorer", "lr_explorer"]
+__all__ = ["ics_explorer", "lr_explorer", "framed", "caption"]
+
+# Keyboard focus drawn as a thick orange (Okabe-Ito) outline on every control of a
+# framed widget: Lab's default focus ring on a slider handle is hard to see.
+FOCUS_CSS = (
+    "<style>.bn-widget :is(.noUi-handle, button, input, select, textarea)"
+    ":focus-visible { outline: 3px solid #E69F00 !important; outline-offset: 2px; }"
+    "</style>")
+
+
+def caption(look_for: str) -> ipw.HTML:
+    """One line under a widget's picture saying what to look for (with FOCUS_CSS)."""
+    if not isinstance(look_for, str) or not look_for.strip():
+        raise ValueError(f"look_for must be a non-empty str, got {look_for!r}")
+    if "\n" in look_for:
+        raise ValueError("look_for must be one line (no newline)")
+    text = look_for.replace("&", "&amp;").replace("<", "&lt;")
+    return ipw.HTML(f"{FOCUS_CSS}<b>Look for:</b> {text}",
+                    layout={"margin": "0 0 0 8px"})
+
+
+def framed(controls: ipw.Widget, out: ipw.Output, look_for: str) -> ipw.VBox:
+    """The course's widget layout: VBox(controls, out, caption(look_for)).
+
+    controls: the row of controls (a slider with its readout on, or an HBox of
+    them); out: the Output the picture goes into. The box has the CSS class
+    "bn-widget", which makes keyboard focus visible on every control inside it.
+    """
+    box = ipw.VBox([controls, out, caption(look_for)])
+    box.add_class("bn-widget")
+    return box
 
 
 def _png_output(fig: Figure) -> dict:
@@ -128,9 +158,10 @@ def lr_explorer(sweep, *, lr: float | None = None, smooth: int = 20) -> ipw.VBox
 
     sweep: an lr_study.LRSweep with nets "no BN" and "BN". lr: the rate shown first,
     one of sweep.lrs (default: the largest). smooth: the training loss is averaged
-    over windows of `smooth` steps. Returns VBox(children=(SelectionSlider, Output));
-    moving the slider redraws the Output's image (loss, accuracy, and final accuracy
-    against the learning rate with the chosen one marked).
+    over windows of `smooth` steps. Returns framed(SelectionSlider, Output, caption):
+    moving the slider (its readout shows the rate) redraws the Output's image (loss,
+    accuracy, and final accuracy against the learning rate with the chosen one
+    marked).
     """
     from bn_helpers.lr_study import NETS, LRSweep, lr_label
 
@@ -153,7 +184,7 @@ def lr_explorer(sweep, *, lr: float | None = None, smooth: int = 20) -> ipw.VBox
     k0 = int(np.argmin(np.abs(sweep.lrs - lr)))
 
     labels = [lr_label(r) for r in sweep.lrs]
-    slider = ipw.SelectionSlider(options=labels, value=labels[k0],
+    slider = ipw.SelectionSlider(options=labels, value=labels[k0], readout=True,
                                  description="learning rate", continuous_update=True,
                                  style={"description_width": "initial"},
                                  layout={"width": "420px"})
@@ -206,4 +237,5 @@ def lr_explorer(sweep, *, lr: float | None = None, smooth: int = 20) -> ipw.VBox
 
     redraw()
     slider.observe(redraw, names="value")
-    return ipw.VBox([slider, out])
+    return framed(slider, out, "the rate where the no-BN net stops learning (accuracy "
+                  "falls to chance) while the BN net still trains; arrow keys step.")
