@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import sys
 import threading
 import time
@@ -151,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
           f"slider redraw <= {REDRAW_TARGET_MS:.0f} ms (median of 10 moves a slider); "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
           "a fresh kernel each, one at a time.\n")
-    header = (f"{'notebook':<42} {'time (s)':>9} {'peak RSS (MiB)':>15} "
-              f"{'redraw ms (max)':>16}  verdict")
+    header = (f"{'notebook':<34} {'time (s)':>8} {'/budget':>7} {'RSS (MiB)':>9} "
+              f"{'/budget':>7} {'redraw ms (max)':>15}  verdict")
     print(header)
     print("-" * len(header))
     rows = []
@@ -162,12 +163,19 @@ def main(argv: list[str] | None = None) -> int:
         error = f"  {row['error']}" if row["error"] else ""
         redraw = (f"{row['redraw_ms']:.0f} ({row['redraw_max_ms']:.0f})"
                   if row["moves"] else "-")
-        print(f"{row['name']:<42} {row['seconds']:>9.1f} {row['peak_mib']:>15.0f} "
-              f"{redraw:>16}  {verdict(row)}{error}", flush=True)
+        print(f"{row['name'][:34]:<34} {row['seconds']:>8.1f} "
+              f"{row['seconds'] / TIME_TARGET_S:>7.2f} {row['peak_mib']:>9.0f} "
+              f"{row['peak_mib'] / RSS_TARGET_MIB:>7.2f} {redraw:>15}  "
+              f"{verdict(row)}{error}", flush=True)
     print("-" * len(header))
     total = sum(r["seconds"] for r in rows)
     worst = max((r["peak_mib"] for r in rows), default=0.0)
-    print(f"{'total (time) / max (RSS)':<42} {total:>9.1f} {worst:>15.0f}")
+    print(f"{'total (time) / max (RSS)':<34} {total:>8.1f} {'':>7} {worst:>9.0f}")
+    if rows:
+        median = statistics.median(r["seconds"] for r in rows)
+        print(f"median notebook {median:.1f} s ({median / TIME_TARGET_S:.2f} x "
+              "budget); "
+              "a loaded machine inflates times: compare ratios between runs")
     verdicts = [verdict(r) for r in rows]
     print(f"\n{verdicts.count('PASS')} pass, {verdicts.count('OVER')} over budget, "
           f"{verdicts.count('ERROR')} error(s)")
