@@ -4,9 +4,9 @@ Opens TARGET in JupyterLab, runs all cells from the Run menu and checks what a l
 sees: LaTeX typeset by MathJax, the slider widget and its picture rendered, no error,
 no news popup; then moves the slider with the keyboard and by dragging, and checks that
 the picture changes, the readout follows, keyboard focus is visible and a caption says
-what to look for. A second test opens bn_helpers/batchnorm.py from the file browser. The server runs on a temporary copy of the
-repository with its own Jupyter config, settings and workspace folders, so nothing is
-written into the repository. Screenshots go to $ARTIFACTS_DIR (default: a temp folder).
+what to look for. A second test opens bn_helpers/batchnorm.py from the file browser.
+The server runs on a temporary copy of the repository with its own Jupyter config,
+settings and workspace folders, so nothing is written into the repository. Screenshots go to $ARTIFACTS_DIR (default: a temp folder).
 
 Needs Debian's Chromium:
     apt-get install -y --no-install-recommends chromium fonts-liberation
