@@ -33,6 +33,14 @@ NAME_WIDTH = 34
 _INDENT = " " * 5
 
 
+class RelError(float):
+    """rel_error(got, expected), returned by check_close for callers that assert on
+    it. A cell that ends with a check shows only the check line, not this number."""
+
+    def _ipython_display_(self) -> None:  # IPython: display nothing as Out[n]
+        return None
+
+
 def _as_numpy(a):
     if hasattr(a, "detach"):  # a torch tensor
         a = a.detach().cpu().numpy()
@@ -129,7 +137,7 @@ def check_close(
 
     hints: optional [(wrong_answer_array, message), ...]: when the check fails and
     `got` is close to a wrong answer, its message is shown as the hint.
-    Returns rel_error(got, expected) for callers that assert on it.
+    Returns rel_error(got, expected) (a float that a notebook cell does not echo).
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
@@ -163,7 +171,7 @@ def check_close(
         bound = float(tol.flat[top]) if got.size else atol
         print(f"OK   {name:<{NAME_WIDTH}} max error {format_number(err)} "
               f"(tolerance {format_number(bound)})")
-    return rel_error(got, expected)
+    return RelError(rel_error(got, expected))
 
 
 def check_true(name: str, condition: bool, detail: str = "") -> None:

@@ -19,6 +19,14 @@ def failure(*args, **kwargs) -> str:
     return str(info.value)
 
 
+def test_a_cell_ending_with_a_check_shows_only_the_line():
+    from IPython.core.formatters import DisplayFormatter
+
+    rel = check_close("a", np.ones(2), np.ones(2) + 1e-12, quiet=True)
+    assert isinstance(rel, float) and 0 < rel < 1e-11
+    assert DisplayFormatter().format(rel) == ({}, {})  # no Out[n]: 1e-12 ...
+
+
 def test_ok_line_has_name_error_and_tolerance(capsys):
     a = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
     check_close("dx vs finite differences", a, a + 3e-16, rtol=1e-10, atol=1e-12)
