@@ -16,7 +16,7 @@ __all__ = ["STYLE", "NO_BN_COLOR", "BN_COLOR", "use_style", "history_color",
            "hist_density", "draw_percentile_band", "plot_training_curves",
            "plot_histogram_heatmaps", "plot_percentile_bands", "plot_drift",
            "legibility_problems", "install_figure_guard", "figure_guard_failures",
-           "load_ipython_extension"]
+           "figure_guard_profile", "load_ipython_extension"]
 
 STYLE = Path(__file__).with_name("course.mplstyle")
 NO_BN_COLOR = "#0072B2"
@@ -339,6 +339,21 @@ def install_figure_guard(shell=None) -> None:
 def load_ipython_extension(shell) -> None:
     """``%load_ext bn_helpers.plots``: install the figure guard in this kernel."""
     install_figure_guard(shell)
+
+
+def figure_guard_profile(ipythondir) -> str:
+    """Write an IPython profile that loads the figure guard in every kernel.
+
+    For a test that cannot pass kernel arguments: set the environment variable
+    IPYTHONDIR to the returned path before kernels start. Returns it as a str.
+    """
+    from pathlib import Path
+
+    profile = Path(ipythondir) / "profile_default"
+    profile.mkdir(parents=True, exist_ok=True)
+    (profile / "ipython_kernel_config.py").write_text(
+        'c.InteractiveShellApp.extensions = ["bn_helpers.plots"]\n')
+    return str(ipythondir)
 
 
 def figure_guard_failures(nb) -> list[str]:

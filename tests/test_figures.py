@@ -186,10 +186,17 @@ def test_narrow_figures_are_not_enlarged():
 
 
 @pytest.mark.notebook
-def test_figure_guard_reports_from_a_kernel():
-    """--ext=bn_helpers.plots checks figures shown by the inline backend."""
+@pytest.mark.parametrize("how", ["kernel argument", "IPYTHONDIR"])
+def test_figure_guard_reports_from_a_kernel(how, tmp_path, monkeypatch):
+    """--ext=bn_helpers.plots (or a profile in IPYTHONDIR) checks the figures the
+    inline backend shows."""
     import nbclient
     import nbformat
+
+    args = ["--ext=bn_helpers.plots"]
+    if how == "IPYTHONDIR":
+        monkeypatch.setenv("IPYTHONDIR", plots.figure_guard_profile(tmp_path / "ip"))
+        args = []
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src) for src in (
@@ -198,7 +205,7 @@ def test_figure_guard_reports_from_a_kernel():
         "fig, ax = plt.subplots(figsize=(6, 3))\nax.set_title('fine');",
     )]
     nbclient.NotebookClient(nb, kernel_name="python3", timeout=120,
-                            extra_arguments=["--ext=bn_helpers.plots"]).execute()
+                            extra_arguments=args).execute()
     found = plots.figure_guard_failures(nb)
     assert len(found) == 1 and "'too wide'" in found[0] and "under 9 px" in found[0]
     assert found[0].startswith(f"cell {nb.cells[0].id}: {plots.GUARD_TAG}")
