@@ -195,10 +195,11 @@ def lr_explorer(sweep, *, lr: float | None = None, smooth: int = 20) -> ipw.VBox
     finite = np.concatenate([a[np.isfinite(a)] for a in loss.values()])
 
     # One figure for the widget's lifetime; a redraw swaps data and re-encodes the PNG.
-    fig = Figure(figsize=(11.0, 3.4), layout="none")
+    # 900 px: shown at its own size in a notebook column, text never scaled down
+    fig = Figure(figsize=(9.0, 3.3), layout="none")
     FigureCanvasAgg(fig)
     ax_l, ax_a, ax_f = fig.subplots(1, 3)
-    fig.subplots_adjust(left=0.065, right=0.99, bottom=0.15, top=0.9, wspace=0.3)
+    fig.subplots_adjust(left=0.075, right=0.99, bottom=0.16, top=0.9, wspace=0.42)
     lines_l = {net: ax_l.plot(x_loss, loss[net][k0], color=colors[net], label=net)[0]
                for net in NETS}
     lines_a = {net: ax_a.plot(sweep.steps, 100 * sweep.test_accuracy[net][k0],
@@ -207,7 +208,7 @@ def lr_explorer(sweep, *, lr: float | None = None, smooth: int = 20) -> ipw.VBox
     # head room above the curves (log scale) for the legend
     ax_l.set(xlim=(0, n_steps), ylim=(0.8 * finite.min(), 4.0 * finite.max()),
              yscale="log", xlabel="training step",
-             ylabel=f"cross-entropy (nats), mean of {smooth}")
+             ylabel=f"loss (nats), mean of {smooth}")
     ax_l.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 0.2, 0.5, 1, 2, 5
     ax_l.yaxis.set_major_formatter("{x:g}")
     ax_l.yaxis.set_minor_formatter(NullFormatter())
@@ -219,10 +220,10 @@ def lr_explorer(sweep, *, lr: float | None = None, smooth: int = 20) -> ipw.VBox
                   marker="o", label=net)
     ax_f.axhline(10, color="0.5", linestyle=":", linewidth=1.0)
     ax_f.text(np.sqrt(sweep.lrs[0] * sweep.lrs[-1]), 12, "chance (10%)", color="0.4",
-              fontsize=8, ha="center")
+              fontsize=9, ha="center")
     marker = ax_f.axvline(sweep.lrs[k0], color="0.3", linestyle="--", linewidth=1.0)
     ax_f.set(xscale="log", ylim=(0, 100), xlabel="learning rate (log scale)",
-             ylabel=f"test accuracy after {n_steps} steps (%)",
+             ylabel=f"accuracy after {n_steps} steps (%)",
              title="All learning rates")
 
     def redraw(change=None) -> None:
