@@ -5,12 +5,13 @@ A check prints one line when it passes::
     OK   dx vs finite differences           max error 4.4e-16 (tolerance 2.7e-10)
 
 and raises ``AssertionError`` when it does not, saying what was expected, what was got,
-where the largest difference is, and a hint when the mistake is recognisable::
+where the largest difference is (with its neighbours along the last axis), and a hint
+when the mistake is recognisable::
 
     FAIL sigma_B^2 vs unbiased              error 0.377 at [4] (tolerance 1.5e-05)
          expected 1.51, got 1.89 at [4]; 5 of 5 values differ
-         expected [0.054 0.254 0.494 0.666 1.508]
-         got      [0.068 0.317 0.618 0.832 1.885]
+         expected [0:5] 0.0541  0.254  0.494  0.666   1.51
+         got      [0:5] 0.0677  0.317  0.618  0.832   1.89
          hint: got = expected x 1.25, a constant factor: m / (m - 1)? 1 / m? gamma?
 
 The error is absolute (|got - expected|) and the tolerance is numpy.allclose's
@@ -61,12 +62,21 @@ def _index(flat: int, shape: tuple) -> str:
     return "[" + ", ".join(str(i) for i in np.unravel_index(flat, shape)) + "]"
 
 
-def _preview(a: np.ndarray) -> str:
-    """The array on one line, at most ~70 characters."""
-    text = np.array2string(a.ravel() if a.ndim > 1 else a, precision=3,
-                           threshold=8, edgeitems=3, max_line_width=10_000)
-    text = " ".join(text.split())
-    return text if a.ndim <= 1 else f"{text} (shape {a.shape}, flattened)"
+def _windows(expected: np.ndarray, got: np.ndarray, worst: int) -> list[str]:
+    """Two aligned lines: up to 6 values of expected and got along the last axis,
+    around the worst element, e.g. 'expected [2, 0:4]   0.5  1.2 ...'."""
+    if expected.ndim == 0:
+        return [f"expected {format_number(expected)}", f"got      {format_number(got)}"]
+    idx = np.unravel_index(worst, expected.shape)
+    n = expected.shape[-1]
+    lo = max(0, min(idx[-1] - 2, n - 6))
+    hi = min(n, lo + 6)
+    where = "[" + ", ".join([str(i) for i in idx[:-1]] + [f"{lo}:{hi}"]) + "]"
+    rows = [[format_number(v) for v in a[idx[:-1]][lo:hi]] for a in (expected, got)]
+    width = max(len(t) for row in rows for t in row)
+    dots = ("... " if lo > 0 else "", " ..." if hi < n else "")
+    return [f"{label} {where} {dots[0]}" + " ".join(t.rjust(width) for t in row)
+            + dots[1] for label, row in zip(("expected", "got     "), rows, strict=True)]
 
 
 def _checked_hints(hints) -> list[tuple[np.ndarray, str]]:
@@ -159,9 +169,7 @@ def check_close(
         n_bad = int(np.count_nonzero(excess > 0))
         lines = [f"expected {format_number(e.flat[worst])}, got "
                  f"{format_number(g.flat[worst])} at {where}; "
-                 f"{n_bad} of {got.size} values differ",
-                 f"expected {_preview(expected)}",
-                 f"got      {_preview(got)}"]
+                 f"{n_bad} of {got.size} values differ"] + _windows(e, g, worst)
         headline = (f"error {format_number(diff.flat[worst])} at {where} "
                     f"(tolerance {format_number(tol.flat[worst])})")
         _fail(name, headline, lines, _known_mistake(got, expected, hints, rtol, atol))

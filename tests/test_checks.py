@@ -52,11 +52,13 @@ def test_failure_names_expected_got_where_and_counts():
     got[0, 0] = 1e-9  # within atol: not counted as wrong
     text = failure("x_hat", got, expected)
     first, *rest = text.splitlines()
+    rest = [line.strip() for line in rest]
     assert first.startswith("FAIL x_hat") and "error 0.5 at [2, 1]" in first
     assert "(tolerance 1e-08)" in first
     assert "expected 0, got 0.5 at [2, 1]; 1 of 12 values differ" in text
-    assert any(line.strip().startswith("expected [") for line in rest)
-    assert any(line.strip().startswith("got      [") for line in rest)
+    # the row of the largest difference, expected above got, columns aligned
+    assert "expected [2, 0:4]   0   0   0   0" in rest
+    assert "got      [2, 0:4]   0 0.5   0   0" in rest
     assert "hint" not in text  # nothing recognisable: no invented hint
 
 
