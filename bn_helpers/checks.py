@@ -75,8 +75,9 @@ def _windows(expected: np.ndarray, got: np.ndarray, worst: int) -> list[str]:
     rows = [[format_number(v) for v in a[idx[:-1]][lo:hi]] for a in (expected, got)]
     width = max(len(t) for row in rows for t in row)
     dots = ("... " if lo > 0 else "", " ..." if hi < n else "")
+    labels = ("expected", "got     ")
     return [f"{label} {where} {dots[0]}" + " ".join(t.rjust(width) for t in row)
-            + dots[1] for label, row in zip(("expected", "got     "), rows, strict=True)]
+            + dots[1] for label, row in zip(labels, rows, strict=True)]
 
 
 def _checked_hints(hints) -> list[tuple[np.ndarray, str]]:
