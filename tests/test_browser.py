@@ -6,7 +6,8 @@ no news popup; then moves the slider with the keyboard and by dragging, and chec
 the picture changes, the readout follows, keyboard focus is visible and a caption says
 what to look for. A second test opens bn_helpers/batchnorm.py from the file browser.
 The server runs on a temporary copy of the repository with its own Jupyter config,
-settings and workspace folders, so nothing is written into the repository. Screenshots go to $ARTIFACTS_DIR (default: a temp folder).
+settings and workspace folders, so nothing is written into the repository. Screenshots
+go to $ARTIFACTS_DIR (default: a temp folder).
 
 Needs Debian's Chromium:
     apt-get install -y --no-install-recommends chromium fonts-liberation

@@ -1,5 +1,5 @@
-"""`make lab` opens the course: as root too, rooted at the repository, at the start page,
-with the venv's Lab defaults (no news pop-up, widget state saved).
+"""`make lab` opens the course: as root too, rooted at the repository, at the start
+page, with the venv's Lab defaults (no news pop-up, widget state saved).
 
 Runs the real `make lab` in the background on a free port with its own Jupyter config,
 data, runtime, settings and workspace folders and no browser, reaches Lab's REST API,
