@@ -238,5 +238,5 @@ def lr_explorer(sweep, *, lr: float | None = None, smooth: int = 20) -> ipw.VBox
 
     redraw()
     slider.observe(redraw, names="value")
-    return framed(slider, out, "the rate where the no-BN net stops learning (accuracy "
-                  "falls to chance) while the BN net still trains; arrow keys step.")
+    return framed(slider, out, "the rates at which the no-BN net stays near chance "
+                  "(10%) while the BN net still learns; arrow keys step through them.")
