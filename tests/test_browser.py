@@ -368,3 +368,30 @@ def test_package_opens_from_the_file_browser(lab, artifacts):
             raise
         finally:
             browser.close()
+
+
+def test_notebook_opens_without_unsaved_mark(lab, artifacts):
+    """Lab fills in the kernel's metadata on open; tools/clean_notebooks.py stores the
+    same, so a notebook is not marked unsaved before the learner changes anything."""
+    from playwright.sync_api import sync_playwright
+
+    target = "notebooks/02_bn_forward.ipynb"
+    subprocess.run([sys.executable, "tools/clean_notebooks.py", target],
+                   cwd=lab["copy"], check=True, capture_output=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM),
+                                     args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{lab['base']}/lab/tree/{target}?token={lab['token']}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=TIMEOUT_MS)
+            wait_idle(page)
+            page.wait_for_timeout(2000)  # Lab writes the kernel's metadata after idle
+            tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current")
+            assert "02_bn_forward" in tab.first.inner_text()
+            classes = tab.first.get_attribute("class") or ""
+            page.screenshot(path=artifacts / "11-opened-clean.png")
+            assert "jp-mod-dirty" not in classes, (
+                "the notebook is marked unsaved right after opening")
+        finally:
+            browser.close()
