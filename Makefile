@@ -40,9 +40,12 @@ test: $(STAMP)  ## the whole suite: unit tests, notebooks run, hygiene, Binder, 
 test-fast: $(STAMP)  ## unit tests only (no notebooks, no browser)
 	$(PY) -m pytest -m "not notebook and not browser"
 
+# e.g. make bench BENCH_ARGS=--figures (also check every notebook figure's legibility)
+BENCH_ARGS ?=
+
 bench: $(STAMP)  ## speed and memory: BN kernels, notebook run-all budget
 	$(PY) tools/bench_kernels.py
-	$(PY) tools/bench_notebooks.py
+	$(PY) tools/bench_notebooks.py $(BENCH_ARGS)
 
 nav: $(STAMP)  ## rewrite prev/next navigation and the index in 00_start_here
 	$(PY) tools/navigation.py
