@@ -28,7 +28,7 @@ NODES: dict[str, tuple[float, float, str]] = {
                  r"$\sigma_\mathcal{B}^2=\frac{1}{m}\sum_i(x_i-\mu_\mathcal{B})^2$"),
     "std": (_RIGHT, -4.0, r"$\sqrt{\sigma_\mathcal{B}^2+\epsilon}$"),
     "inverse": (_RIGHT, -5.0, r"$1/\sqrt{\sigma_\mathcal{B}^2+\epsilon}$"),
-    "normalised": (0.0, -6.0, r"$\hat{x}_i$"),
+    "normalised": (0.0, -6.0, r"$\hat{x}_i$ = centred $\times$ inverse"),
     "scale": (0.0, -7.0, r"$s_i=\gamma\,\hat{x}_i$"),
     "shift": (0.0, -8.0, r"$y_i=s_i+\beta$"),
     "output": (0.0, -9.0, r"$y_i$ to the loss $\ell$"),
@@ -52,8 +52,8 @@ EDGES: list[tuple[str, str, str]] = [
 # parameter leaf -> (x, y, symbol, the node it enters, learned by gradient descent?)
 PARAMS: dict[str, tuple[float, float, str, str, bool]] = {
     "eps": (_RIGHT + 3.05, -4.0, r"$\epsilon$", "std", False),
-    "gamma": (-3.7, -7.0, r"$\gamma$", "scale", True),
-    "beta": (-3.7, -8.0, r"$\beta$", "shift", True),
+    "gamma": (-4.3, -7.0, r"$\gamma$", "scale", True),
+    "beta": (-4.3, -8.0, r"$\beta$", "shift", True),
 }
 
 # the parameter gradients, collected at the node where the parameter enters
@@ -80,23 +80,19 @@ _SLANTED_LABEL_AT = {
     ("x", "mean"): (-2.05, -0.3, "right", "center"),
     ("mean", "centred"): (-1.45, -1.62, "right", "top"),
     ("centred", "variance"): (1.75, -2.42, "left", "bottom"),
-    ("inverse", "normalised"): (1.6, -5.58, "left", "top"),
+    ("inverse", "normalised"): (2.05, -5.5, "left", "top"),
 }
 
 
 def _grad_label(ax, src, dst, text: str, edge=None) -> None:
-    """Beside a vertical edge (on the free side), above a horizontal one, next to a
-    slanted one."""
+    """Right of a vertical edge, above a horizontal one, next to a slanted one."""
     (x0, y0), (x1, y1) = src, dst
     style = dict(fontsize=_GRAD_FONT, family="monospace", color=BN_COLOR, zorder=4)
     if edge in _SLANTED_LABEL_AT:
         x, y, ha, va = _SLANTED_LABEL_AT[edge]
         ax.text(x, y, text, ha=ha, va=va, **style)
-    elif x0 == x1:
-        # the spine between centred and normalised has the side column on its right
-        right = x0 != 0.0 or y0 > -1.5 or y1 < -5.5
-        ax.text(x0 + (0.18 if right else -0.18), (y0 + y1) / 2, text, va="center",
-                ha="left" if right else "right", **style)
+    elif x0 == x1:  # to the right: the side columns leave room there
+        ax.text(x0 + 0.18, (y0 + y1) / 2, text, va="center", ha="left", **style)
     elif y0 == y1:
         ax.text((x0 + x1) / 2, y0 + 0.2, text, ha="center", va="bottom", **style)
     else:
