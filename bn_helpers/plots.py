@@ -278,7 +278,7 @@ def legibility_problems(fig, *, tight: bool = True, column_px: int = COLUMN_PX,
 
 
 def _figure_name(fig) -> str:
-    title = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    title = fig.get_suptitle()
     for ax in fig.axes:
         title = title or ax.get_title()
     return repr(" ".join(title.split())[:50]) if title else "untitled figure"
