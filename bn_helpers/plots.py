@@ -216,14 +216,17 @@ def _drawn_texts(fig):
         if self.get_visible() and self.get_text().strip():
             drawn.append((self, self.get_window_extent(renderer)))
 
-    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) \
-        else FigureCanvasAgg(fig)
+    own = fig.canvas  # another backend's canvas (ipympl, ...) is put back after
+    canvas = own if isinstance(own, FigureCanvasAgg) else FigureCanvasAgg(fig)
     mtext.Text.draw = recording_draw
     try:
         canvas.draw()
+        renderer = canvas.get_renderer()
     finally:
         mtext.Text.draw = original
-    return drawn, canvas.get_renderer()
+        if canvas is not own:
+            fig.set_canvas(own)
+    return drawn, renderer
 
 
 def _describe(text) -> str:
