@@ -65,7 +65,7 @@ PARAM_GRADS: dict[str, str] = {
 # nodes that feed two others: their gradient is the sum of what comes back on each path
 FAN_IN: dict[str, str] = {
     "x": "dx = dxc + dmu / m",
-    "centred": "dxc = dxc_direct + dxc_via_var",
+    "centred": "dxc = dx_hat * inv_std + 2 * xc * dvar / m",
 }
 
 _FONT = 11.0  # node labels; 15 px at 100 dpi in a 900 px figure
