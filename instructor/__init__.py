@@ -3,7 +3,7 @@ folder out). ``python -m instructor.grading --help`` lists the commands; the gui
 instructor/README.md.
 
 - ``release``        the student edition: solution regions and derivations out
-- ``notebook_checks`` run a notebook and score its visible checks (the course's own test)
+- ``notebook_checks`` run a notebook, score its visible checks (the course's test)
 - ``hidden_tests``   instructor-only cases per exercise, expected values from torch
 - ``sandbox``        run untrusted code in a subprocess (bwrap, limits, no survivors)
 - ``static_check``   flags gradient exercises solved with torch/autograd

@@ -170,7 +170,8 @@ def _message(err):
     frames = traceback.extract_tb(err.__traceback__)
     where = ""
     for frame in reversed(frames):
-        if frame.filename.endswith("batchnorm.py") or frame.filename.startswith("notebook"):
+        if frame.filename.endswith("batchnorm.py") or frame.filename.startswith(
+                "notebook"):
             where = f" (line {frame.lineno}: {frame.line})"
             break
     return f"{type(err).__name__}: {err}"[:400] + where[:200]

@@ -49,7 +49,8 @@ def feedback_text(student: str, rows: list[sub.Row]) -> str:
             if part:
                 lines.append(f"    {part}")
     lines += ["", "Each exercise runs on hidden cases like the visible checks in the "
-              "notebooks; fix what a failed case names, then run the visible check again."]
+              "notebooks; fix what a failed case names, then run the visible check "
+              "again."]
     return "\n".join(lines) + "\n"
 
 

@@ -21,7 +21,8 @@ BEGIN, END = "<!-- course-table -->", "<!-- /course-table -->"
 
 
 def table(root: Path = REPO) -> str:
-    course = json.loads((root / "notebooks" / "course.json").read_text(encoding="utf-8"))
+    path = root / "notebooks" / "course.json"
+    course = json.loads(path.read_text(encoding="utf-8"))
     points: dict[str, float] = {}
     numbers: dict[str, list[str]] = {}
     for number, value in course.get("points", {}).items():

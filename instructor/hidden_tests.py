@@ -9,7 +9,7 @@ issue 7 section 4, so feedback can name the mistake, not only the error.
 An :class:`Exercise` says where the learner's code lives (``kind="package"``: a
 function of bn_helpers/batchnorm.py; ``kind="notebook"``: a function defined in an
 exercise cell), how the sandbox calls it (``recipe``) and whether torch is forbidden
-(numpy exercises: torch is hidden from the sandbox and its use is reported with the line).
+(numpy exercises: torch is hidden from the sandbox, its use reported with the line).
 """
 
 from __future__ import annotations
@@ -206,7 +206,8 @@ def _ex_running() -> Exercise:
                       _a("batch_var"), _v(m), _v(momentum)]},
             {"running_mean": old_mean, "running_var": old_var, "batch_mean": bm,
              "batch_var": bv},
-            {"running_mean": _n(layer.running_mean), "running_var": _n(layer.running_var)},
+            {"running_mean": _n(layer.running_mean),
+             "running_var": _n(layer.running_var)},
             mistakes=mistakes,
         ))
     return Exercise("4.1", "04", "update_running_stats", "package", "call",
@@ -229,11 +230,13 @@ def _ex_inference() -> Exercise:
         ]
         cases.append(Case(
             f"{n}x{d}, eps={eps}",
-            {"args": [_a("x"), _a("gamma"), _a("beta"), _a("mean"), _a("var"), _v(eps)]},
+            {"args": [_a("x"), _a("gamma"), _a("beta"), _a("mean"), _a("var"),
+                      _v(eps)]},
             {"x": x, "gamma": gamma, "beta": beta, "mean": mean, "var": var},
             {"y": _n(y)}, mistakes=mistakes,
         ))
-    return Exercise("4.2", "04", "batchnorm_inference", "package", "call", ("y",), cases)
+    return Exercise("4.2", "04", "batchnorm_inference", "package", "call", ("y",),
+                    cases)
 
 
 def _ex_layer() -> Exercise:

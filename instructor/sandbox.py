@@ -17,7 +17,8 @@ Layers, strongest first (see instructor/README.md, "What is protected"):
   limits set before exec (RLIMIT_AS memory, CPU seconds, file size, no core files), a
   wall-clock timeout, its own session, and the whole process group killed afterwards.
 - without bwrap (fallback): when the grader runs as root and other users can run its
-  Python, each job runs under its own unused uid (61000 + n), so it cannot write the grader's files or signal its
+  Python, each job runs under its own unused uid (61000 + n), so it cannot write the
+  grader's files or signal its
   processes, and every process of that uid is killed afterwards (survivors that left
   the process group included); if the grader is not root, a submission can read and
   write what the grader's user can, and a process that leaves its session survives.
@@ -144,7 +145,8 @@ def _others_can_run_python() -> bool:
     for target in {Path(sys.executable).resolve(), Path(sys.prefix).resolve()}:
         for folder in [target, *target.parents]:
             mode = folder.stat().st_mode
-            if not mode & stat.S_IXOTH or (folder == target and not mode & stat.S_IROTH):
+            readable = folder != target or mode & stat.S_IROTH
+            if not mode & stat.S_IXOTH or not readable:
                 return False
     return True
 

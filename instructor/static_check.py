@@ -49,7 +49,8 @@ def _module_aliases(tree) -> set[str]:
         elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
             used = {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
             if used & (bad | DYNAMIC | FORBIDDEN_ROOTS):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                targets = (node.targets if isinstance(node, ast.Assign)
+                           else [node.target])
                 bad |= {n.id for t in targets for n in ast.walk(t)
                         if isinstance(n, ast.Name)}
     return bad

@@ -65,7 +65,7 @@ def load_points(root: Path = REPO) -> dict[str, float]:
 
 
 def student_package(root: Path, dest: Path) -> Path:
-    """The student edition's bn_helpers (solution regions stubbed) at dest/bn_helpers."""
+    """The student edition's bn_helpers (regions stubbed) at dest/bn_helpers."""
     out = dest / "bn_helpers"
     out.mkdir(parents=True)
     for src in sorted((root / "bn_helpers").iterdir()):
@@ -99,7 +99,8 @@ def _safe_file(folder: Path, path: Path, limit: int) -> bytes:
     if not path.is_file():
         raise SubmissionError(f"{path.relative_to(folder)} is not a regular file")
     if path.stat().st_size > limit:
-        raise SubmissionError(f"{path.relative_to(folder)} is larger than {limit} bytes")
+        raise SubmissionError(
+            f"{path.relative_to(folder)} is larger than {limit} bytes")
     return path.read_bytes()
 
 

@@ -29,7 +29,8 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5):
 '''
 SECRET = "s3cret-grader-token-481516"
 MARKER = "survivor-marker-2342"
-PROTECTED = [ROOT / "bn_helpers" / "checks.py", ROOT / "notebooks" / "02_bn_forward.ipynb",
+PROTECTED = [ROOT / "bn_helpers" / "checks.py",
+             ROOT / "notebooks" / "02_bn_forward.ipynb",
              ROOT / "instructor" / "hidden_tests.py"]
 
 pytestmark = pytest.mark.skipif(not sandbox.have_bwrap(),
