@@ -30,8 +30,8 @@ from bn_helpers.data import DataIntegrityError, load_mnist
 from bn_helpers.plots import BN_COLOR, NO_BN_COLOR
 from bn_helpers.training import PERCENTILES
 
-__all__ = ["SETTINGS", "NETS", "REPRO_TOL", "DEFAULT_PATH", "Figure1", "train_nets",
-           "summarise",
+__all__ = ["SETTINGS", "NETS", "SEEDS", "REPRO_TOL", "DEFAULT_PATH", "Figure1",
+           "path_for", "train_nets", "summarise", "load_seeds",
            "save_figure1", "sha256_of", "load_figure1", "steps_to_reach",
            "typical_unit", "plot_figure1"]
 
@@ -40,6 +40,9 @@ __all__ = ["SETTINGS", "NETS", "REPRO_TOL", "DEFAULT_PATH", "Figure1", "train_ne
 SETTINGS = dict(seed=0, lr=0.5, init_std=0.1, steps=50_000, batch_size=60,
                 record_every=500, loss_every=100, n_probe=1000, layer=3)
 NETS = ("no BN", "BN")
+# The seeds whose 50,000-step runs ship in data/figure1 (seed 0 is the paper's figure;
+# the others give the spread across seeds).
+SEEDS = (0, 1, 2, 3, 4)
 # How far a live re-run may differ from the shipped file on another CPU or with another
 # torch kernel. Measured for the first 5000 steps with torch's CPU kernels forced to
 # ATEN_CPU_CAPABILITY=default, avx2 and native (avx512 on another machine): percentiles
@@ -49,8 +52,17 @@ NETS = ("no BN", "BN")
 REPRO_TOL = dict(acc_atol=3e-4, pct_rtol=1e-4, pct_atol=1e-4, loss_rtol=2e-6)
 DEFAULT_PATH = (Path(__file__).resolve().parent.parent / "data" / "figure1"
                 / "figure1_seed0.npz")
-_REGENERATE = ("regenerate it with `python tools/reproduce_figure1.py` (about 3 "
-               "minutes), or restore it with `git checkout -- data/figure1`")
+
+
+def path_for(seed: int) -> Path:
+    """data/figure1/figure1_seed{seed}.npz, the shipped run of `seed`."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    return DEFAULT_PATH.parent / f"figure1_seed{seed}.npz"
+
+
+_REGENERATE = ("regenerate it with `python tools/reproduce_figure1.py --seed S` "
+               "(a few minutes per seed), or restore it with `git checkout -- data/figure1`")
 # In the .npz, a per-net field is stored as f"{prefix}_{suffix}", e.g. "pct_no_bn"
 _PREFIX = {"test_accuracy": "acc", "percentiles": "pct", "loss": "loss"}
 _SUFFIX = {"no BN": "no_bn", "BN": "bn"}
@@ -209,6 +221,11 @@ def load_figure1(path=None) -> Figure1:
                            _SUFFIX.items()} for field, prefix in _PREFIX.items()}
         return Figure1(steps=f["steps"], loss_steps=f["loss_steps"],
                        meta=json.loads(f["meta"].item()), **per_net)
+
+
+def load_seeds(seeds=SEEDS) -> dict:
+    """{seed: Figure1} for the shipped runs of `seeds`, each checksum-verified."""
+    return {int(s): load_figure1(path_for(s)) for s in seeds}
 
 
 def steps_to_reach(steps, accuracy, target: float):
