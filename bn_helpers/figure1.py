@@ -62,7 +62,8 @@ def path_for(seed: int) -> Path:
 
 
 _REGENERATE = ("regenerate it with `python tools/reproduce_figure1.py --seed S` "
-               "(a few minutes per seed), or restore it with `git checkout -- data/figure1`")
+               "(a few minutes per seed), or restore it with "
+               "`git checkout -- data/figure1`")
 # In the .npz, a per-net field is stored as f"{prefix}_{suffix}", e.g. "pct_no_bn"
 _PREFIX = {"test_accuracy": "acc", "percentiles": "pct", "loss": "loss"}
 _SUFFIX = {"no BN": "no_bn", "BN": "bn"}

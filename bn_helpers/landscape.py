@@ -35,7 +35,8 @@ from bn_helpers import _validate as v
 from bn_helpers.models import check_seed
 from bn_helpers.training import _as_tensor, _check_input_width, _torch_threads
 
-__all__ = ["NoisyBatchNorm1d", "add_noise", "BNOutputRecorder", "grad_difference", "gradient_change",
+__all__ = ["NoisyBatchNorm1d", "add_noise", "BNOutputRecorder", "grad_difference",
+           "gradient_change",
            "loss_along_gradient", "Track", "track"]
 
 
@@ -393,7 +394,8 @@ def track(model: nn.Sequential, train_x, train_y, *, lr: float, steps: int, ever
         for _ in range(n_batches - 1):
             idx = torch.randint(len(x), (batch_size,), generator=extra_gen)
             ics.append(_gradient_change(model, x[idx], y[idx], lr=lr))
-        l2, cos, norm = (np.array(a) for a in zip(*ics, strict=True))  # (n_batches, L-1)
+        # each (n_batches, L - 1)
+        l2, cos, norm = (np.array(a) for a in zip(*ics, strict=True))
         rec["l2"].append(l2.mean(0))
         rec["cos"].append(cos.mean(0))
         rec["rel"].append((l2 / np.where(norm > 0, norm, np.inf)).mean(0))

@@ -8,14 +8,14 @@ A markdown cell may state a number that a computation produced only if
 
 Which tokens count ("measured-number tokens"), after masking what is not prose:
 * percentages: ``55 %``, ``98%``, ``0.3 percent`` (integer or decimal before the sign);
-* ratios: ``3.7 times``, ``2.6-fold``, ``10x``, ``5×`` (not ``28x28`` or ``500 × 100``);
+* ratios: ``3.7 times``, ``2.6-fold``, ``10x``, ``5×`` (not ``28x28``, ``500 × 100``);
 * decimals: ``0.52``, ``8.5``, ``1.2e-5`` (any number with a decimal point).
 Plain integers ("99 of 100 checkpoints", "50,000 steps") do not count.
 
 Masked first (never scanned): display math ``$$...$$``, code spans and fenced code,
 headings, link targets and URLs, arXiv ids, dotted versions (``2.13.0``), and references
 to numbered things: ``Sec. 4.1``, ``Sections 2-3``, ``Alg. 1``, ``Exercise 7.1``,
-``Definition 2.1``, ``Fig. 3``, ``Table 2``, ``Eq. 4``, ``notebook 06`` (with lists such as
+``Definition 2.1``, ``Fig. 3``, ``Table 2``, ``Eq. 4``, ``notebook 06`` (with lists as
 ``Sec. 3.4, 4.2.1``). Navigation cells (tag ``navigation``) are skipped. Inline math
 ``$...$`` *is* scanned: a measured number does not become exact by typesetting it.
 Numbers that are not measurements and cannot be moved into code (a figure quoted from a
@@ -88,7 +88,8 @@ class Unbacked:
     context: str  # the text around it
 
     def __str__(self) -> str:
-        return f"cell {self.cell} ({self.cell_id}): {self.token!r} in '...{self.context}...'"
+        return (f"cell {self.cell} ({self.cell_id}): {self.token!r} in "
+                f"'...{self.context}...'")
 
 
 def _mask(text: str) -> str:
@@ -241,7 +242,8 @@ def test_scanner_rounding_ratios_and_order():
 def test_scanner_exemptions():
     nb = _notebook(
         ("code", "lr, p = 0.5, 0.2\ncheck_true('small', gap < 0.01)", "done\n"),
-        ("md", "# 3.2 Training\nSec. 4.1, Sec. 3.4, 4.2.1 and Sections 2-3; Exercise 7.1; "
+        ("md", "# 3.2 Training\nSec. 4.1, Sec. 3.4, 4.2.1 and Sections 2-3; "
+               "Exercise 7.1; "
                "Definition 2.1; notebook 06; torch 2.13.0; arXiv:1502.03167; "
                "Proc. IEEE 86(11); [link](a.ipynb#s-1.5); `x = 1.5`; $$p = 0.15$$; "
                "lr 0.5 and dropout 20 %; a gap below 1 %; 28x28 images; a 500 × 100 "
