@@ -48,9 +48,14 @@ NOTEBOOKS = REPO / "notebooks"
 # {notebook stem: {token as written: why it is not a measurement}}
 ALLOWED: dict[str, dict[str, str]] = {}
 
-# Notebooks of other helpers whose prose still states unbacked numbers (reported to the
-# lead; the test runs them and xfails while they do).
-KNOWN_UNBACKED: set[str] = set()
+# Notebooks of other helpers whose prose still stated unbacked numbers when this test
+# was written (reported to the lead; the test runs them and xfails, not strictly, until
+# their owners fix them; then delete the entry):
+# 02 cell b73f3f9a "0.019"; 03 cell 2c93fc9d "0.003"; 04 cells 5ff59037 "0.99",
+# 612a9136 "99 %", 047dffa5 "17 %", ab4f715f "90 %"; 06 cells e93a0b42 "0.25", "1.2",
+# 2561513e "0.05", "2.3".
+KNOWN_UNBACKED: set[str] = {"02_bn_forward", "03_bn_backward", "04_inference",
+                            "06_learning_rates"}
 
 _REF_WORDS = (r"Sec\.|Secs\.|Sections?|Alg\.|Algorithms?|Exercises?|Definitions?|Def\.|"
               r"Figs?\.|Figures?|Tables?|Eqs?\.|Equations?|Theorems?|Lemmas?|"
