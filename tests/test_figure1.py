@@ -177,7 +177,13 @@ def test_plot_has_three_labelled_panels(shipped):
     assert all(ax.get_xlabel() and ax.get_legend() for ax in axes)
     with pytest.raises(ValueError, match="unit"):
         figure1.plot_figure1(shipped, unit=100)
+    assert axes[0].get_xscale() == "symlog" and axes[0].child_axes  # log x, inset
     plt.close(fig)
+    fig = figure1.plot_figure1(shipped, others=[shipped])  # the seed band in (a)
+    assert len(fig.axes[0].collections) == 2
+    plt.close(fig)
+    with pytest.raises(ValueError, match="others"):
+        figure1.plot_figure1(shipped, others=[shipped.until(1000)])
 
 
 def test_every_shipped_seed_loads_and_says_its_seed():
