@@ -41,7 +41,7 @@ MAKEFILE_CUT = "# ---- instructor only"
 README_BEGIN, README_END = "<!-- instructor -->", "<!-- /instructor -->"
 STUDENT_TESTS = Path(__file__).resolve().parent / "student_tests"
 
-_EXERCISE_ID = re.compile(r"Exercise (\d+\.\d+)")
+_EXERCISE_ID = re.compile(r"(?:Exercise|练习) ?(\d+\.\d+)")  # English, Chinese
 _DEF = re.compile(r"^\s*def (\w+)\(", re.M)
 _NEAR_MARKER = re.compile(r"(?i)^\s*#+\s*(begin|end)\s*solu")
 _PY_PROMPT = re.compile(r"^\s*# Exercise (\d+\.\d+) \(notebook (\d\d)\)")
