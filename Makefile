@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test test-fast bench nav clean-notebooks student grade clean
+.PHONY: lab test test-fast bench nav clean-notebooks student grade clean zh
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "Need $(PYTHON) (Python 3.11) on PATH, or run: make PYTHON=/path/to/python3.11 ..."; exit 1; }
@@ -34,6 +34,9 @@ bench: $(STAMP)  ## speed and memory: BN kernels, notebook run-all budget
 
 nav: $(STAMP)  ## rewrite prev/next navigation and the index in 00_start_here
 	$(PY) tools/navigation.py
+
+zh: $(STAMP)  ## write notebooks/zh/ from the English notebooks and the catalogue
+	$(PY) tools/zh.py
 
 clean-notebooks: $(STAMP)  ## strip outputs and execution counts from every notebook
 	$(PY) tools/clean_notebooks.py
