@@ -6,7 +6,7 @@ English is the default. The Chinese notebooks (``notebooks/zh/``) start with::
     i18n.set_language("zh")
 
 after which ``t(text)`` returns the Chinese of an English string listed in
-``bn_helpers/locale/zh.json`` (unlisted strings come back unchanged), matplotlib
+``bn_helpers/locale/zh/*.json`` (one file per notebook, and common.json) (unlisted strings come back unchanged), matplotlib
 translates every text of a figure as it draws it (titles, labels, legends,
 annotations), and figures use a CJK font (Debian's ``fonts-noto-cjk``, which ``.ci/run``
 and ``binder/apt.txt`` install). Nothing happens on import.
@@ -57,9 +57,10 @@ def set_language(lang: str) -> None:
 
 @lru_cache(maxsize=None)
 def _catalogue(lang: str) -> tuple[dict, list]:
-    """(exact strings, [(compiled pattern, template)]) of locale/<lang>.json."""
-    path = _LOCALE_DIR / f"{lang}.json"
-    entries = json.loads(path.read_text(encoding="utf-8"))["strings"]
+    """(exact strings, [(compiled pattern, template)]) of locale/<lang>/*.json."""
+    entries = {}
+    for path in sorted((_LOCALE_DIR / lang).glob("*.json")):
+        entries |= json.loads(path.read_text(encoding="utf-8"))["strings"]
     exact, patterns = {}, []
     for english, translated in entries.items():
         if re.search(r"\{\d+\}", english):
