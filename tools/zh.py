@@ -4,6 +4,7 @@
     python tools/zh.py --check    # exit 1 if a translation is missing or stale, or a
                                   # written notebook differs from what the build writes
     python tools/zh.py --todo     # print the English of every missing or stale cell
+    python tools/zh.py 03_bn_backward ...   # only these notebooks
 
 Each English notebook NN_slug.ipynb has a catalogue notebooks/zh/catalog/NN_slug.json:
 
@@ -114,10 +115,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="change nothing; exit 1 if anything is missing or stale")
     parser.add_argument("--todo", action="store_true",
                         help="print the English of every missing or stale cell")
+    parser.add_argument("names", nargs="*",
+                        help="notebook stems to build (default: all in course.json)")
     args = parser.parse_args(argv)
-    bad = [p for en in english_notebooks() for p in problems(en)]
+    notebooks = english_notebooks()
+    if args.names:
+        unknown = set(args.names) - {en.stem for en in notebooks}
+        if unknown:
+            parser.error(f"names must be notebook stems from course.json, got "
+                         f"{sorted(unknown)}")
+        notebooks = [en for en in notebooks if en.stem in args.names]
+    bad = [p for en in notebooks for p in problems(en)]
     if args.todo:
-        for en in english_notebooks():
+        for en in notebooks:
             nb = nbformat.read(en, as_version=4)
             cat = load_catalog(en.stem)
             for cell in nb.cells:
@@ -132,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(bad)} problem(s): translate in notebooks/zh/catalog/, then make zh")
         return 1
     differ = 0
-    for en in english_notebooks():
+    for en in notebooks:
         want = _text(build(en))
         out = ZH_DIR / en.name
         have = out.read_text(encoding="utf-8") if out.exists() else None
