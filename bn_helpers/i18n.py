@@ -24,7 +24,8 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["LANGUAGES", "CJK_FONT", "set_language", "get_language", "t"]
+__all__ = ["LANGUAGES", "CJK_FONT", "set_language", "get_language", "t",
+           "placeholders"]
 
 LANGUAGES = ("en", "zh")
 CJK_FONT = "Noto Sans CJK SC"  # Debian: fonts-noto-cjk; Binder: binder/apt.txt
@@ -63,12 +64,22 @@ def _catalogue(lang: str) -> tuple[dict, list]:
         entries |= json.loads(path.read_text(encoding="utf-8"))["strings"]
     exact, patterns = {}, []
     for english, translated in entries.items():
-        if re.search(r"\{\d+\}", english):
-            regex = _PLACEHOLDER.sub(r"(?P<p\1>.+?)", re.escape(english))
+        if placeholders(english):
+            parts = re.split(r"(\$[^$]*\$)", english)  # odd parts: math, literal
+            regex = "".join(re.escape(p) if i % 2 else
+                            _PLACEHOLDER.sub(r"(?P<p\1>.+?)", re.escape(p))
+                            for i, p in enumerate(parts))
             patterns.append((re.compile(f"^{regex}$", re.S), translated))
         else:
             exact[english] = translated
     return exact, patterns
+
+
+def placeholders(text: str) -> list[str]:
+    """The placeholders {0}, {1}, ... of a catalogue string, outside $math$ (where
+    braces are LaTeX: \\frac{1}{m})."""
+    outside = "".join(re.split(r"\$[^$]*\$", text))
+    return sorted(re.findall(r"\{\d+\}", outside))
 
 
 def t(text: str) -> str:
@@ -82,8 +93,10 @@ def t(text: str) -> str:
         found = pattern.match(text)
         if found:
             values = {int(k[1:]): v for k, v in found.groupdict().items()}
-            return re.sub(r"\{(\d+)\}", lambda m: t(values[int(m.group(1))]),
-                          template)
+            parts = re.split(r"(\$[^$]*\$)", template)
+            return "".join(p if i % 2 else re.sub(
+                r"\{(\d+)\}", lambda m: t(values[int(m.group(1))]), p)
+                for i, p in enumerate(parts))
     # multi-line texts (legends with a title, wrapped titles): line by line
     if "\n" in text:
         return "\n".join(t(line) for line in text.split("\n"))
@@ -105,10 +118,11 @@ def _use_cjk_font() -> None:
                       f"figures shows as boxes: apt-get install fonts-noto-cjk",
                       stacklevel=3)
         return
-    # An explicit list, not "sans-serif" (which resolves to one font): DejaVu Sans
-    # draws Latin text and math as in English, CJK glyphs fall back to the CJK font.
+    # An explicit list, not "sans-serif" (which resolves to one font). The CJK font
+    # comes first: a label that mixes text and $math$ is laid out by mathtext, which
+    # takes its text font from the first family and has no per-glyph fallback.
     _state.setdefault("font.family", mpl.rcParams["font.family"])
-    mpl.rcParams["font.family"] = ["DejaVu Sans", CJK_FONT]
+    mpl.rcParams["font.family"] = [CJK_FONT, "DejaVu Sans"]
 
 
 def _translate_when_drawn() -> None:
