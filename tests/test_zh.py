@@ -28,7 +28,7 @@ zh_tool = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(zh_tool)
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-EN_NOTEBOOKS = zh_tool.english_notebooks()
+EN_NOTEBOOKS = zh_tool.translated_notebooks()  # those with a catalogue
 
 
 @pytest.fixture

@@ -42,6 +42,7 @@ SETUP_SOURCE = (
 )
 # ](../x) and ](figures/x) in markdown links, src="figures/x" in HTML
 _LINK = re.compile(r'(\]\(|src=")(\.\./|figures/)')
+_SIBLING = re.compile(r"(\]\()(\d\d_\w+)(?=\.ipynb)")
 
 
 def en_hash(source: str) -> str:
@@ -52,6 +53,12 @@ def en_hash(source: str) -> str:
 def english_notebooks() -> list[Path]:
     table = json.loads((EN_DIR / "course.json").read_text(encoding="utf-8"))
     return [EN_DIR / entry["file"] for entry in table["notebooks"]]
+
+
+def translated_notebooks() -> list[Path]:
+    """The English notebooks that have a catalogue: the Chinese edition's contents."""
+    return [en for en in english_notebooks()
+            if (CATALOG_DIR / f"{en.stem}.json").exists()]
 
 
 def load_catalog(stem: str) -> dict:
@@ -84,7 +91,11 @@ def problems(en_path: Path) -> list[str]:
 
 
 def _localise_links(text: str) -> str:
-    return _LINK.sub(lambda m: m.group(1) + "../" + m.group(2), text)
+    """Links for notebooks/zh/: one folder deeper; a notebook not yet translated is
+    linked in English."""
+    text = _LINK.sub(lambda m: m.group(1) + "../" + m.group(2), text)
+    return _SIBLING.sub(lambda m: m.group(1) + ("" if (
+        CATALOG_DIR / f"{m.group(2)}.json").exists() else "../") + m.group(2), text)
 
 
 def build(en_path: Path):
@@ -116,15 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--todo", action="store_true",
                         help="print the English of every missing or stale cell")
     parser.add_argument("names", nargs="*",
-                        help="notebook stems to build (default: all in course.json)")
+                        help="notebook stems to build (default: all with a catalogue)")
     args = parser.parse_args(argv)
-    notebooks = english_notebooks()
+    notebooks = english_notebooks() if args.todo else translated_notebooks()
     if args.names:
         unknown = set(args.names) - {en.stem for en in notebooks}
         if unknown:
             parser.error(f"names must be notebook stems from course.json, got "
                          f"{sorted(unknown)}")
-        notebooks = [en for en in notebooks if en.stem in args.names]
+        notebooks = [en for en in english_notebooks() if en.stem in args.names]
     bad = [p for en in notebooks for p in problems(en)]
     if args.todo:
         for en in notebooks:
@@ -137,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"=== {en.stem} {cell.id} {en_hash(cell.source)}\n"
                           f"{cell.source}\n")
         return 0
+    missing = [en.stem for en in english_notebooks() if en not in notebooks]
+    if missing and not args.names:
+        print(f"not translated yet (no catalogue): {', '.join(missing)}")
     if bad:
         print("\n".join(bad))
         print(f"{len(bad)} problem(s): translate in notebooks/zh/catalog/, then make zh")
