@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test test-fast bench nav clean-notebooks clean student grade grade-all bench-grading
+.PHONY: lab test test-fast bench nav clean-notebooks zh clean student grade grade-all bench-grading
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "Need $(PYTHON) (Python 3.11) on PATH, or run: make PYTHON=/path/to/python3.11 ..."; exit 1; }
@@ -49,6 +49,9 @@ bench: $(STAMP)  ## speed and memory: BN kernels, notebook run-all budget
 
 nav: $(STAMP)  ## rewrite prev/next navigation and the index in 00_start_here
 	$(PY) tools/navigation.py
+
+zh: $(STAMP)  ## write notebooks/zh/ from the English notebooks and the catalogue
+	$(PY) tools/zh.py
 
 clean-notebooks: $(STAMP)  ## strip outputs and execution counts from every notebook
 	$(PY) tools/clean_notebooks.py

@@ -22,11 +22,13 @@ The error is absolute (|got - expected|) and the tolerance is numpy.allclose's
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
 
 from bn_helpers.gradcheck import rel_error
+from bn_helpers.i18n import t
 
 __all__ = ["check_close", "check_true", "format_number"]
 
@@ -126,11 +128,24 @@ def _known_mistake(got, expected, hints, rtol, atol) -> str | None:
     return None
 
 
+def _width(text: str) -> int:
+    """Columns `text` takes in a monospaced output (CJK characters take two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _line(mark: str, name: str, rest: str) -> str:
+    """'OK   name   rest', in the language of bn_helpers.i18n, names aligned."""
+    mark, name, rest = t(mark), t(name), t(rest)
+    mark += " " * max(1, 5 - _width(mark))
+    name += " " * max(1, NAME_WIDTH + 1 - _width(name))
+    return f"{mark}{name}{rest}".rstrip()
+
+
 def _fail(name: str, headline: str, lines: list[str], hint: str | None):
-    body = [f"FAIL {name:<{NAME_WIDTH}} {headline}"]
-    body += [_INDENT + line for line in lines]
+    body = [_line("FAIL", name, headline)]
+    body += [_INDENT + t(line) for line in lines]
     if hint:
-        body.append(f"{_INDENT}hint: {hint}")
+        body.append(f"{_INDENT}{t('hint')}: {t(hint)}")
     raise AssertionError("\n".join(body))
 
 
@@ -178,8 +193,8 @@ def check_close(
         top = int(np.argmax(diff)) if got.size else 0
         err = float(diff.flat[top]) if got.size else 0.0
         bound = float(tol.flat[top]) if got.size else atol
-        print(f"OK   {name:<{NAME_WIDTH}} max error {format_number(err)} "
-              f"(tolerance {format_number(bound)})")
+        print(_line("OK", name, f"max error {format_number(err)} "
+                                f"(tolerance {format_number(bound)})"))
     return RelError(rel_error(got, expected))
 
 
@@ -194,7 +209,6 @@ def check_true(name: str, condition: bool, detail: str = "") -> None:
             f"condition must be a bool (True/False), got {type(condition).__name__}: "
             f"did you forget to call a function, or to reduce an array with .all()?"
         )
-    line = f"{name:<{NAME_WIDTH}} {detail}".rstrip()
     if not condition:
-        raise AssertionError(f"FAIL {line}")
-    print(f"OK   {line}")
+        raise AssertionError(_line("FAIL", name, detail))
+    print(_line("OK", name, detail))

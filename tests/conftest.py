@@ -12,14 +12,21 @@ NOTEBOOKS = REPO / "notebooks"
 
 
 def notebook_paths() -> list[Path]:
-    """The notebooks present, in course order."""
-    return sorted(NOTEBOOKS.glob("*.ipynb"))
+    """The notebooks present, in course order: English, then the Chinese edition."""
+    return sorted(NOTEBOOKS.glob("*.ipynb")) + sorted(
+        (NOTEBOOKS / "zh").glob("*.ipynb"))
+
+
+def notebook_id(path: Path) -> str:
+    """'02_bn_forward', or 'zh/02_bn_forward' for the Chinese edition."""
+    return path.stem if path.parent == NOTEBOOKS else f"{path.parent.name}/{path.stem}"
 
 
 def pytest_generate_tests(metafunc):
     if "notebook_path" in metafunc.fixturenames:
         paths = notebook_paths()
-        metafunc.parametrize("notebook_path", paths, ids=[p.stem for p in paths])
+        metafunc.parametrize("notebook_path", paths,
+                             ids=[notebook_id(p) for p in paths])
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,10 @@ HTML_LINK_RE = re.compile(
     r"<(?:img|a)\b[^>]*?\b(?:src|href)\s*=\s*[\"']([^\"']+)[\"']", re.I)
 CODE_RE = re.compile(r"```.*?```|`[^`\n]*`", re.S)  # links inside code are not links
 HEADING_RE = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
-TIME_RE = re.compile(r"(?i)\btime\b[^\n]{0,60}?\b(\d+)\s*(?:min|mins|minutes)\b")
+TIME_RE = re.compile(r"(?i)\btime\b[^\n]{0,60}?\b(\d+)\s*(?:min|mins|minutes)\b"
+                     r"|预计用时[^\n]{0,20}?(\d+)\s*分钟")
+# the same sections in the Chinese edition (notebooks/zh/)
+SECTIONS = {"Summary": ("Summary", "小结"), "References": ("References", "参考文献")}
 
 
 def read(path: Path):
@@ -112,16 +115,16 @@ def test_structure(notebook_path, course):
     assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# "), (
         "the first cell after the navigation must start with the title, '# ...'")
     text = CODE_RE.sub("", markdown_text(nb))
-    assert re.search(r"(?i)learning goals?", text), "no learning goals"
+    assert re.search(r"(?i)learning goals?|学习目标", text), "no learning goals"
     time = TIME_RE.search(text)
     assert time, "no time estimate, e.g. '**Time:** about 25 minutes'"
     minutes = {e["file"]: e["minutes"] for e in course}[notebook_path.name]
-    assert int(time.group(1)) == minutes, (
+    assert int(time.group(1) or time.group(2)) == minutes, (
         f"the notebook says {time.group(0)!r}, notebooks/course.json says {minutes} "
         "minutes: make them agree (then `make nav`)")
     headings = [h.strip("*_ ") for h in HEADING_RE.findall(text)]
-    for section in ("Summary", "References"):
-        assert any(h.startswith(section) for h in headings), (
+    for section, names in SECTIONS.items():
+        assert any(h.startswith(names) for h in headings), (
             f"no '## {section}' section")
 
 
