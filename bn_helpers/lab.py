@@ -46,7 +46,7 @@ from bn_helpers.data import DataIntegrityError
 from bn_helpers.training import _torch_threads
 
 __all__ = ["NORMS", "INITS", "ACTIVATIONS", "PLACEMENTS", "Setting", "Runs",
-           "train_runs", "diverged", "lr_star", "LR_GRID", "SEEDS", "ABLATION_SETTING",
+           "train_runs", "diverged", "lr_star", "lr_label", "LR_GRID", "SEEDS", "ABLATION_SETTING",
            "save_ablation", "load_ablation"]
 
 NORMS = ("none", "center", "scale", "bn", "wn")
@@ -301,6 +301,11 @@ def train_runs(train_x, train_y, *, eval_x, eval_y, norm: str, lrs, seeds,
 
 
 # ---------------------------------------------------------------- the shipped grid
+
+def lr_label(lr: float) -> str:
+    """How a learning rate is shown in widgets and legends: '0.05', '1.36', '1000'."""
+    return f"{lr:.3g}" if lr < 1000 else f"{lr:.0f}"
+
 
 LR_GRID = tuple(float(f"{lr:.3g}") for lr in np.geomspace(0.05, 1000.0, 10))
 SEEDS = (0, 1, 2)
