@@ -204,17 +204,21 @@ def lab_widget(lab_runs: LRLab, *, lr: float | None = None) -> ipw.VBox:
     fig = Figure(figsize=(11.0, 3.9), layout="none")
     FigureCanvasAgg(fig)
     state = {"key": None}
+    pngs: dict = {}  # (view key, k) -> the picture's output, so a revisit is instant
 
     def setting_now():
         kw = {n: c.value for n, c in controls.items() if n != "seeds"}
         return lab.Setting(**kw), controls["seeds"].value
 
-    def render(order) -> None:
+    def render(key, order) -> None:
         setting, n_seeds = setting_now()
-        view = lab_runs.view(setting, n_seeds)
+        view = None
         for k in order:
-            draw_lab(fig, lrs, view, k, setting)
-            pictures[k].outputs = (_png_output(fig),)
+            if (key, k) not in pngs:
+                view = lab_runs.view(setting, n_seeds) if view is None else view
+                draw_lab(fig, lrs, view, k, setting)
+                pngs[key, k] = _png_output(fig)
+            pictures[k].outputs = (pngs[key, k],)
 
     def update(change=None) -> None:
         setting, n_seeds = setting_now()
@@ -233,7 +237,7 @@ def lab_widget(lab_runs: LRLab, *, lr: float | None = None) -> ipw.VBox:
             if (setting, "BN", float(lrs[r]), s) in lab_runs.cache))
         if key != state["key"] or missing:
             state["key"] = key
-            render([k] + [j for j in range(len(lrs)) if j != k])
+            render(key, [k] + [j for j in range(len(lrs)) if j != k])
 
     def on_slider(change) -> None:
         setting, n_seeds = setting_now()
