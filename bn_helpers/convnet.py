@@ -30,7 +30,7 @@ from bn_helpers import _validate as v
 from bn_helpers.training import _torch_threads
 
 __all__ = ["NORMS", "GhostBatchNorm2d", "StackedConvNet", "train_stacked",
-           "evaluate"]
+           "evaluate", "logits"]
 
 NORMS = ("bn", "ln", "gn", "in", "none")
 WIDTHS = (8, 16)
@@ -181,3 +181,17 @@ def evaluate(net: StackedConvNet, images, labels, *, batch_size: int = 500,
     net.load_state_dict(saved, strict=False)  # evaluation must not move running stats
     net.train(was)
     return (correct / len(x)).numpy()
+
+
+@torch.no_grad()
+def logits(net: StackedConvNet, images, *, train_mode: bool = False) -> np.ndarray:
+    """(n, S, 10) logits for one batch of images (n, 28, 28), in train mode (the batch's
+    statistics) or eval mode; the running statistics are left as they were."""
+    x = torch.as_tensor(images, dtype=torch.float32)
+    saved = {k: b.clone() for k, b in net.state_dict().items() if "running" in k}
+    was = net.training
+    net.train(train_mode)
+    out = net(x[:, None].expand(-1, net.n_seeds, -1, -1)).numpy()
+    net.load_state_dict(saved, strict=False)
+    net.train(was)
+    return out
