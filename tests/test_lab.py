@@ -148,3 +148,32 @@ def test_shipped_ablation_loads_and_checksum_guards(tmp_path):
         lab.load_ablation(bad)
     with pytest.raises(FileNotFoundError, match="reproduce_lab"):
         lab.load_ablation(tmp_path / "nothing.npz")
+
+
+def test_lab_widget_caches_and_trains_live():
+    import ipywidgets as ipw
+
+    from bn_helpers import lab_widget
+
+    x, y = load_mnist("train", n=2000, seed=0)
+    xt, yt = load_mnist("test", n=200, seed=1)
+    runs = lab_widget.LRLab(x, y, xt, yt, lab.load_ablation())
+    box = lab_widget.lab_widget(runs, lr=1.36)
+    slider, *controls = box.children[:8]
+    stack = box.children[-1]
+    assert isinstance(stack, ipw.Stack) and stack.selected_index == slider.index == 3
+    # every picture of the cached default setting is drawn, all different
+    pictures = [p.outputs[0]["data"]["image/png"] for p in stack.children]
+    assert len(set(pictures)) == len(lab.LR_GRID)
+    n_cached = len(runs.cache)
+    budget = controls[1]
+    budget.value = 200  # shipped: no training
+    assert len(runs.cache) == n_cached
+    assert stack.children[3].outputs[0]["data"]["image/png"] != pictures[3]
+    init = controls[2]
+    init.value = "xavier"  # new: 2 nets x 3 seeds at lr 1.36 train now
+    assert len(runs.cache) == n_cached + 6 and runs.last_train_s > 0
+    setting = lab.Setting(init="xavier", steps=200)
+    assert runs.missing(setting, 1.36, 3) == [] and runs.missing(setting, 0.05, 3)
+    with pytest.raises(TypeError, match="LRLab"):
+        lab_widget.lab_widget("runs")
