@@ -122,7 +122,7 @@ def draw_lab(fig: Figure, lrs, view: dict, k: int, setting: lab.Setting) -> None
     """Draw the lab's three panels for learning rate lrs[k] into `fig` (cleared)."""
     fig.clear()
     ax_d, ax_a, ax_l = fig.subplots(1, 3)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.3, top=0.86, wspace=0.32)
+    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.22, top=0.9, wspace=0.32)
     n_seeds = next(iter(view.values()))[1].shape[1]
     for net, (loss, acc) in view.items():
         color = COLORS[net]
@@ -173,7 +173,7 @@ def draw_lab(fig: Figure, lrs, view: dict, k: int, setting: lab.Setting) -> None
              title=f"Training loss at lr = {lab.lr_label(lr)}",
              xlabel="training step", ylabel="cross-entropy, mean of 20 steps")
     ax_a.legend(loc="lower left", fontsize=9)
-    fig.text(0.5, 0.02, f"{n_seeds} seeds: line = median (left) / mean, band = min-max. "
+    fig.text(0.5, 0.015, f"{n_seeds} seeds: line = median (left) / mean, band = min-max. "
              f"init {setting.init}, m = {setting.batch_size}, {setting.activation}, "
              f"{setting.depth} hidden layers, BN {setting.placement} the activation",
              ha="center", fontsize=9)
@@ -287,7 +287,7 @@ def plot_ablation(ablation: dict, target: float = 0.85):
                       yerr=[per_lr[ok].mean(axis=1) - per_lr[ok].min(axis=1),
                             per_lr[ok].max(axis=1) - per_lr[ok].mean(axis=1)],
                       marker="o", markersize=4, capsize=2, color=NORM_COLORS[norm],
-                      label=NORM_LABELS[norm])
+                      label=NORM_LABELS[norm] + ("" if ok.any() else " (never)"))
         lo, hi = stable_range(runs)
         if np.isfinite(lo):
             ax_r.plot([lo, hi], [i, i], color=NORM_COLORS[norm], linewidth=6,
@@ -296,6 +296,9 @@ def plot_ablation(ablation: dict, target: float = 0.85):
     ax_s.set(xscale="log", yscale="log", xlabel="learning rate (log scale)",
              ylabel=f"steps to {target:.0%} test accuracy",
              title=f"Speed: steps to {target:.0%} (all seeds reached it)")
+    ax_s.yaxis.set_major_formatter("{x:.0f}")
+    ax_s.yaxis.set_minor_formatter("{x:.0f}")
+    ax_s.tick_params(axis="y", which="minor", labelsize=8)
     ax_s.legend(loc="upper right", fontsize=9)
     ax_r.set(xscale="log", yticks=range(len(ablation)),
              yticklabels=[NORM_LABELS[n] for n in ablation],
