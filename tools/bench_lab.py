@@ -38,6 +38,7 @@ def main() -> None:
     _, wall, cpu = clocked(lambda: runs.train(setting, 1.36, [0, 1, 2]))
     print(f"lab: one new configuration (2 nets x 3 seeds x 400 steps, batched): "
           f"{wall:.2f} s wall, {cpu:.2f} s CPU")
+
     def one_by_one():
         for norm in ("none", "bn"):
             for seed in (0, 1, 2):
@@ -46,8 +47,12 @@ def main() -> None:
     _, wall1, cpu1 = clocked(one_by_one)
     print(f"lab: the same 6 runs one at a time: {wall1:.2f} s wall, {cpu1:.2f} s CPU "
           f"(batching saves {cpu1 / cpu:.1f}x CPU)")
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
     fig = Figure(figsize=(11.0, 3.9))
+    FigureCanvasAgg(fig)
     view = runs.view(setting, 3)
     k = lab.LR_GRID.index(1.36)
     _, wall, cpu = clocked(lambda: (lab_widget.draw_lab(fig, np.asarray(lab.LR_GRID),
