@@ -90,13 +90,15 @@ class StackedConvNet(nn.Module):
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         if placement not in ("before", "after"):
-            raise ValueError(f"placement must be 'before' or 'after', got {placement!r}")
+            raise ValueError(f"placement must be 'before' or 'after', "
+                             f"got {placement!r}")
         seeds = [v.seed(f"seeds[{i}]", s) for i, s in enumerate(seeds)]
         s_count = len(seeds)
         self.n_seeds, self.placement = s_count, placement
         c1, c2 = WIDTHS
         bias = norm == "none" or placement == "after"
-        self.conv1 = nn.Conv2d(s_count, s_count * c1, 3, 2, 1, groups=s_count, bias=bias)
+        self.conv1 = nn.Conv2d(s_count, s_count * c1, 3, 2, 1, groups=s_count,
+                               bias=bias)
         self.conv2 = nn.Conv2d(s_count * c1, s_count * c2, 3, 2, 1, groups=s_count,
                                bias=bias)
         self.norm1 = _norm(norm, c1, s_count, ghost)
@@ -110,7 +112,8 @@ class StackedConvNet(nn.Module):
                     w = conv.weight[i * c_out:(i + 1) * c_out]
                     fan_in = w[0].numel()
                     w.copy_(torch.randn(w.shape, generator=gen) * math.sqrt(2 / fan_in))
-                self.head_w[i] = torch.randn(c2 * 49, 10, generator=gen) / math.sqrt(c2 * 49)
+                self.head_w[i] = (torch.randn(c2 * 49, 10, generator=gen)
+                                  / math.sqrt(c2 * 49))
             for conv in (self.conv1, self.conv2):
                 if conv.bias is not None:
                     conv.bias.zero_()

@@ -46,7 +46,8 @@ from bn_helpers.data import DataIntegrityError
 from bn_helpers.training import _torch_threads
 
 __all__ = ["NORMS", "INITS", "ACTIVATIONS", "PLACEMENTS", "Setting", "Runs",
-           "train_runs", "diverged", "lr_star", "lr_label", "LR_GRID", "SEEDS", "ABLATION_SETTING",
+           "train_runs", "diverged", "lr_star", "lr_label", "LR_GRID", "SEEDS",
+           "ABLATION_SETTING",
            "save_ablation", "load_ablation"]
 
 NORMS = ("none", "center", "scale", "bn", "wn")

@@ -173,7 +173,8 @@ def draw_lab(fig: Figure, lrs, view: dict, k: int, setting: lab.Setting) -> None
              title=f"Training loss at lr = {lab.lr_label(lr)}",
              xlabel="training step", ylabel="cross-entropy, mean of 20 steps")
     ax_a.legend(loc="lower left", fontsize=9)
-    fig.text(0.5, 0.015, f"{n_seeds} seeds: line = median (left) / mean, band = min-max. "
+    fig.text(0.5, 0.015, f"{n_seeds} seeds: line = median (left) / mean, "
+             f"band = min-max. "
              f"init {setting.init}, m = {setting.batch_size}, {setting.activation}, "
              f"{setting.depth} hidden layers, BN {setting.placement} the activation",
              ha="center", fontsize=9)

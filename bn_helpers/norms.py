@@ -1,9 +1,10 @@
 """LayerNorm and GroupNorm in numpy, forward and backward, built on the learner's BN.
 
-Every normalisation of the BN family is Alg. 1 over a different set of axes: BN takes the
-statistics of each channel over the batch (and space), LayerNorm (Ba et al. 2016) those
-of each example over its features, GroupNorm (Wu & He 2018) those of each example over
-a group of channels and space, InstanceNorm those of each example and channel over space.
+Every normalisation of the BN family is Alg. 1 over a different set of axes: BN takes
+the statistics of each channel over the batch (and space), LayerNorm (Ba et al. 2016)
+those of each example over its features, GroupNorm (Wu & He 2018) those of each example
+over a group of channels and space, InstanceNorm those of each example and channel over
+space.
 So each is ``bn.batchnorm_forward`` / ``bn.batchnorm_backward`` (notebooks 02, 03)
 applied to a reshaped, transposed view in which the normalised axis comes first, with
 gamma = 1 and beta = 0; the per-channel affine map follows. The functions look the

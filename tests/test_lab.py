@@ -1,4 +1,4 @@
-"""bn_helpers.lab: the batched trainer against torch's own modules, one run at a time."""
+"""bn_helpers.lab: the batched trainer against torch's own modules, run by run."""
 
 import numpy as np
 import pytest
