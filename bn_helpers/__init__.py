@@ -16,7 +16,11 @@ One module per idea; import the one you need:
 - ``widgets``    ipywidgets explorers (plain functions, testable without a browser)
 - ``compgraph``  the BN computational graph, drawn with matplotlib
 - ``timing``     side-by-side timing and allocation counts for the comparisons
-- ``lr_study``   the learning-rate sweep with and without BN (notebook 06)
+- ``lr_study``   the learning-rate sweep with and without BN, one run per rate
+- ``lab``        many MLPs trained at once; the shipped mechanism ablation (06)
+- ``lab_widget`` notebook 06's learning-rate lab and the ablation figure
+- ``norms``      LayerNorm and GroupNorm on the learner's BN (notebook 10)
+- ``convnet``    the small conv net of notebook 10, seeds stacked, ghost BN
 - ``figure1``    the paper's Figure 1: training, checksummed results, plot (notebook 07)
 - ``batch_noise`` batch-statistic noise, train/eval-mode accuracy, precise BN (08)
 - ``landscape``  noisy BN, the gradient-change ICS measure, landscape probes (09)

@@ -18,18 +18,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bn_helpers import _validate as v
-from bn_helpers import models, training
+from bn_helpers import lab, models, training
 
 __all__ = ["LR_GRID", "NETS", "LRSweep", "lr_label", "lr_sweep"]
 
-# 8 learning rates, a factor of about 2.3 apart: 0.05 ... 20
-LR_GRID = tuple(float(f"{lr:.3g}") for lr in np.geomspace(0.05, 20.0, 8))
+# The learning-rate lab's grid (bn_helpers.lab): 10 rates, a factor 3 apart, 0.05 ... 1000
+LR_GRID = lab.LR_GRID
 NETS = {"no BN": False, "BN": True}  # label -> batchnorm flag of models.build_mlp
-
-
-def lr_label(lr: float) -> str:
-    """How a learning rate is shown in widgets and legends: '0.05', '1.16', '20'."""
-    return f"{lr:.3g}"
+lr_label = lab.lr_label
 
 
 @dataclass(frozen=True, eq=False)

@@ -73,7 +73,7 @@ def test_names_follow_course_table(course):
     expected = [entry["file"] for entry in course[:len(names)]]
     assert names == expected, (
         f"names differ from notebooks/course.json: {names} != {expected}")
-    assert len(course) == 10, f"course.json lists {len(course)} notebooks, expected 10"
+    assert len(course) == 11, f"course.json lists {len(course)} notebooks, expected 11"
 
 
 # ------------------------------------------------------------ one notebook at a time

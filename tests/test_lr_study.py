@@ -14,11 +14,12 @@ def data():
     return x, y, xt, yt
 
 
-def test_grid_is_log_spaced_from_005_to_20():
+def test_grid_is_log_spaced_from_005_to_1000():
     grid = np.array(lr_study.LR_GRID)
-    assert grid[0] == 0.05 and grid[-1] == 20.0 and len(grid) == 8
-    np.testing.assert_allclose(np.diff(np.log(grid)), np.log(400) / 7, rtol=0.01)
-    assert [lr_study.lr_label(lr) for lr in grid[:2]] == ["0.05", "0.118"]
+    assert grid[0] == 0.05 and grid[-1] == 1000.0 and len(grid) == 10
+    np.testing.assert_allclose(np.diff(np.log(grid)), np.log(20000) / 9, rtol=0.01)
+    assert [lr_study.lr_label(lr) for lr in grid[[0, 2, -3, -1]]] == [
+        "0.05", "0.452", "111", "1000"]
 
 
 def test_sweep_matches_single_runs(data):
