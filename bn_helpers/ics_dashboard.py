@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import NullFormatter, NullLocator
 from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
@@ -35,11 +35,13 @@ from tqdm.auto import tqdm
 from bn_helpers import _validate as v
 from bn_helpers import plots
 from bn_helpers.models import activation_modules
-from bn_helpers.training import _as_tensor, _check_input_width, _torch_threads, sgd_steps
+from bn_helpers.training import (_as_tensor, _check_input_width, _torch_threads,
+                                 sgd_steps)
 
 __all__ = ["SAT_LIMIT", "Z_EDGES", "Trace", "log_checkpoints", "layer_values",
-           "saturated_fraction", "update_to_data", "record", "plot_checkpoint_histograms",
-           "plot_gradient_histograms", "plot_over_time", "ExplorerFrames"]
+           "saturated_fraction", "update_to_data", "record",
+           "plot_checkpoint_histograms", "plot_gradient_histograms", "plot_over_time",
+           "ExplorerFrames"]
 
 SAT_LIMIT = 4.0  # sigmoid'(4) = 0.018, 7 % of its peak 0.25
 Z_EDGES = np.linspace(-30.0, 30.0, 241)  # histogram bins of Wu and z (0.25 wide)
@@ -62,7 +64,8 @@ class Trace:
                    Z_EDGES; values beyond them count in the end bins
     saturated:     (C, L) share of probe values with |z| > SAT_LIMIT
     grad_std:      (C, L) std of d(summed probe loss)/dh over examples and units
-    grad_hist:     (C, L, GRAD_BINS) counts of that gradient, bins grad_edges (C, L, B+1)
+    grad_hist:     (C, L, B') counts of that gradient (B' = GRAD_BINS), bins
+                   grad_edges (C, L, B' + 1), symmetric about 0 at each checkpoint
     update_ratio:  (S, L) std(lr * grad W) / std(W before the update), each step
     config:        seed, lr, steps, init_std, batchnorm, sizes, n_probe
     """
@@ -267,8 +270,8 @@ def _check_traces(traces) -> dict:
     first = next(iter(traces.values()))
     for label, t in traces.items():
         if not np.array_equal(t.steps, first.steps) or t.n_layers != first.n_layers:
-            raise ValueError(f"traces[{label!r}] must share checkpoints and layer count "
-                             "with the first Trace")
+            raise ValueError(f"traces[{label!r}] must share checkpoints and layer "
+                             "count with the first Trace")
     return traces
 
 
@@ -316,6 +319,10 @@ def plot_checkpoint_histograms(traces, *, layers, steps):
                           linewidth=1.4, label=f"{label}: z")
             ax.set_xlim(lim)
             ax.set_ylim(bottom=0)
+            for side in (-1, 1):  # where sigmoid'(z) < 0.018
+                label = f"|z| > {SAT_LIMIT:g}" if side < 0 else None
+                ax.axvspan(side * SAT_LIMIT, side * lim[1], color="0.92", zorder=0,
+                           linewidth=0, label=label)
             if r == 0:
                 ax.set_title(f"step {first.steps[c]}")
             if k == 0:
@@ -393,8 +400,8 @@ def plot_over_time(groups, *, layer: int):
             t0 = runs[0]
             color = _color(t0)
             i = layer - 1
-            _band(axes[0, k], t0.steps, np.stack([t.saturated[:, i] for t in runs]) * 100,
-                  color, label)
+            sat = np.stack([t.saturated[:, i] for t in runs]) * 100
+            _band(axes[0, k], t0.steps, sat, color, label)
             last = t0.n_layers - 1
             for j, style in ((0, ":"), (last, "-")):
                 g = np.stack([t.grad_std[:, j] for t in runs])
@@ -407,6 +414,8 @@ def plot_over_time(groups, *, layer: int):
         axes[0, k].set(title=f"init std {init}", ylim=(0, 100))
         axes[1, k].set(yscale="log")
         axes[2, k].set(yscale="log", xlabel="training step (log scale after 1)")
+        for ax in axes[1:, k]:
+            ax.yaxis.set_minor_formatter(NullFormatter())
         axes[2, k].axhline(1e-3, color="0.4", linewidth=0.8, linestyle="--")
         for ax in axes[:, k]:
             _log_time(ax, int(groups[init]["BN"][0].steps[-1]))

@@ -189,8 +189,9 @@ def sgd_steps(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, *,
 
     Yields (step, loss) for step = 1..steps, *after* the update of that step, while
     each parameter's .grad still holds the gradient that update used (it is cleared
-    when the next step starts, and after the last): a caller can record weights, gradients and the
-    activations of this step's forward pass before asking for the next step.
+    when the next step starts, and after the last): a caller can record weights,
+    gradients and the activations of this step's forward pass before asking for the
+    next step.
     Batches are consecutive slices of a permutation drawn each epoch from a
     torch.Generator seeded with `seed`. train_x (N, D_in) float32 and train_y (N,)
     int64 tensors, already checked (as `train` does).
