@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, NullLocator
+from matplotlib.ticker import (LogFormatterSciNotation, LogLocator, NullFormatter,
+                               NullLocator)
 from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
@@ -47,7 +48,7 @@ SAT_LIMIT = 4.0  # sigmoid'(4) = 0.018, 7 % of its peak 0.25
 Z_EDGES = np.linspace(-30.0, 30.0, 241)  # histogram bins of Wu and z (0.25 wide)
 GRAD_BINS = 80
 # explorer frames: 11 in drawn 880 px wide; 9 pt is 10 px at 900 px notebook width
-FRAME_RC = {"font.size": 9.0, "axes.titlesize": 9.5, "axes.labelsize": 9.0,
+FRAME_RC = {"font.size": 9.0, "axes.titlesize": 9.0, "axes.labelsize": 9.0,
             "legend.fontsize": 9.0, "axes.titley": 1.03}  # fixed: no title layout pass
 
 
@@ -318,7 +319,6 @@ def plot_checkpoint_histograms(traces, *, layers, steps):
                 ax.stairs(_density(t.z_hist[c, i], Z_EDGES), Z_EDGES, color=_color(t),
                           linewidth=1.4, label=f"{label}: z")
             ax.set_xlim(lim)
-            ax.set_ylim(bottom=0)
             for side in (-1, 1):  # where sigmoid'(z) < 0.018
                 label = f"|z| > {SAT_LIMIT:g}" if side < 0 else None
                 ax.axvspan(side * SAT_LIMIT, side * lim[1], color="0.92", zorder=0,
@@ -329,6 +329,10 @@ def plot_checkpoint_histograms(traces, *, layers, steps):
                 ax.set_ylabel(f"layer {layer}\ndensity (1/unit)")
             if r == len(layers) - 1:
                 ax.set_xlabel("value (z or Wu)")
+        top = max(_visible_max(_density(getattr(t, f"{key}_hist")[cols, i], Z_EDGES),
+                               lim)
+                  for t in traces.values() for key in ("z", "wu"))
+        axes[r, 0].set_ylim(0, 1.08 * top)  # shared by the row
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
     init = first.config.get("init_std")
@@ -475,10 +479,11 @@ class ExplorerFrames:
         ax_m.set(title=f"unit means ({self.units} units)", ylabel="z; grey: BN's Wu")
         ax_s.set(title=f"unit stds ({self.units} units)", yscale="log")
         ax_sat.set(title=f"% sigmoids with |z| > {SAT_LIMIT:g}", ylim=(0, 100))
-        ax_ud.set(title="update:data ratio", yscale="log",
-                  ylabel="std(lr dW) / std(W)")
-        ax_s.yaxis.set_minor_locator(NullLocator())
-        ax_ud.yaxis.set_minor_locator(NullLocator())
+        ax_ud.set(title="update:data, std(lr dW) / std(W)", yscale="log")
+        for ax in (ax_s, ax_ud):  # labels at 1, 2, 5 x 10^k: more than one per axis
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_minor_locator(NullLocator())
+            ax.yaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
         last = int(self.plain.steps[-1])
         for ax in self.axes[1]:
             _log_time(ax, last)
