@@ -219,7 +219,8 @@ def ics_dashboard(pairs, *, units: int = 20) -> ipw.VBox:
         the same checkpoints. units: how many units' trajectories to draw.
     Every picture is drawn here, once (ics_dashboard.ExplorerFrames); the controls
     switch between them in the browser (Stack + jslink), with no kernel round trip.
-    Returns VBox(HBox(step slider, layer buttons, init buttons), caption, Stack):
+    Returns VBox(HBox(step slider, "layer", layer buttons, "init std", init buttons),
+    caption, Stack):
     the Stack holds one Stack per init, holding one Stack of Images per layer.
     """
     from bn_helpers import ics_dashboard as dash
@@ -243,10 +244,12 @@ def ics_dashboard(pairs, *, units: int = 20) -> ipw.VBox:
     slider = ipw.SelectionSlider(options=[str(s) for s in first.steps], value="0",
                                  description="step", continuous_update=True,
                                  layout={"width": "360px"})
+    # labels as separate widgets: a ToggleButtons description wraps above the buttons
     layers = ipw.ToggleButtons(options=[str(k) for k in range(1, n_layers + 1)],
-                               description="layer", style={"button_width": "30px"},
-                               layout={"width": "auto"})
-    inits = ipw.ToggleButtons(options=[str(k) for k in pairs], description="init std",
+                               tooltips=[f"hidden layer {k}"
+                                         for k in range(1, n_layers + 1)],
+                               style={"button_width": "30px"}, layout={"width": "auto"})
+    inits = ipw.ToggleButtons(options=[str(k) for k in pairs],
                               style={"button_width": "42px"}, layout={"width": "auto"})
     outer = []
     for pair in pairs.values():
@@ -265,6 +268,7 @@ def ics_dashboard(pairs, *, units: int = 20) -> ipw.VBox:
         "<b>Look for:</b> with BN the sigmoid input <i>z</i> keeps mean 0 and std "
         "near 1 while the pre-BN <i>Wu</i> (grey) drifts; without BN, small init "
         "starves the early layers of gradient and large init saturates the sigmoids.")
-    controls = ipw.HBox([slider, layers, inits],
+    controls = ipw.HBox([slider, ipw.Label("layer"), layers, ipw.Label("init std"),
+                         inits],
                         layout={"flex_flow": "row nowrap", "align_items": "center"})
     return ipw.VBox([controls, caption, views])

@@ -99,7 +99,7 @@ def test_ics_dashboard_in_jupyterlab(lab, artifacts):
             slider = page.locator(".widget-slider").first
             handle = slider.locator(".noUi-handle[role=slider]").first
             readout = slider.locator(".widget-readout").first
-            assert handle.get_attribute("aria-valuenow") == "0", "not at the first step"
+            assert float(handle.get_attribute("aria-valuenow")) == 0, "not at step 0"
             assert readout.inner_text().strip() == "0"
             times = {}
 

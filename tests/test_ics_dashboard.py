@@ -221,8 +221,8 @@ def test_dashboard_widget_links_controls_to_stacks(runs, pair):
     pairs = {"0.1": {"no BN": runs[(False, 0.1)][2], "BN": runs[(True, 0.1)][2]},
              "1.0": pair}
     box = widgets.ics_dashboard(pairs)
-    (slider, layers, inits), caption, views = (box.children[0].children,
-                                               *box.children[1:])
+    (slider, _, layers, _, inits), caption, views = (box.children[0].children,
+                                                     *box.children[1:])
     assert slider.value == "0" and slider.index == 0  # starts at the first step
     assert list(slider.options) == ["0", "2", "6"]
     assert list(layers.options) == ["1", "2", "3"] and list(inits.options) == ["0.1",
