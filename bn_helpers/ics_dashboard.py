@@ -303,9 +303,9 @@ def plot_checkpoint_histograms(traces, *, layers, steps):
     traces = _check_traces(traces)
     first = next(iter(traces.values()))
     cols = [_step_index(first, s) for s in steps]
-    fig, axes = plt.subplots(len(layers), len(cols), figsize=(9.5, 1.55 * len(layers)
-                                                              + 0.9),
-                             squeeze=False, sharey="row")
+    fig, axes = plt.subplots(len(layers), len(cols),
+                             figsize=(9.5, 1.55 * len(layers) + 0.9), squeeze=False,
+                             sharey="row", layout="constrained")
     for r, layer in enumerate(layers):
         i = layer - 1
         lim = _xlim([t.z_hist[:, i] for t in traces.values()]
@@ -334,11 +334,11 @@ def plot_checkpoint_histograms(traces, *, layers, steps):
                   for t in traces.values() for key in ("z", "wu"))
         axes[r, 0].set_ylim(0, 1.08 * top)  # shared by the row
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels),
+               frameon=False)
     init = first.config.get("init_std")
     fig.suptitle(f"Sigmoid inputs z and pre-BN inputs Wu, init std {init}: "
                  "all units of a layer on the probe set")
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
 
@@ -352,7 +352,7 @@ def plot_gradient_histograms(traces, *, step: int = 0):
     ncols = min(n, 2)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(9.5, 2.7 * nrows + 0.4),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     cmap = plt.get_cmap("viridis")
     for ax, (label, t) in zip(axes.flat, traces.items()):
         c = _step_index(t, step)
@@ -372,7 +372,6 @@ def plot_gradient_histograms(traces, *, step: int = 0):
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     fig.suptitle(f"Gradients reaching each layer's sigmoid outputs at step {step}")
-    fig.tight_layout()
     return fig
 
 
@@ -398,7 +397,7 @@ def plot_over_time(groups, *, layer: int):
     """
     cols = list(groups)
     fig, axes = plt.subplots(3, len(cols), figsize=(9.5, 6.6), squeeze=False,
-                             sharex=True)
+                             sharex=True, layout="constrained")
     for k, init in enumerate(cols):
         for label, runs in groups[init].items():
             t0 = runs[0]
@@ -418,7 +417,9 @@ def plot_over_time(groups, *, layer: int):
         axes[0, k].set(title=f"init std {init}", ylim=(0, 100))
         axes[1, k].set(yscale="log")
         axes[2, k].set(yscale="log", xlabel="training step (log scale after 1)")
-        for ax in axes[1:, k]:
+        for ax in axes[1:, k]:  # labels at 1, 2, 5 x 10^k when a decade is short
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)
+                                                  if k else (1.0,)))
             ax.yaxis.set_minor_formatter(NullFormatter())
         axes[2, k].axhline(1e-3, color="0.4", linewidth=0.8, linestyle="--")
         for ax in axes[:, k]:
@@ -430,7 +431,6 @@ def plot_over_time(groups, *, layer: int):
     axes[0, 0].legend(loc="center right")
     axes[1, -1].legend(loc="lower left", fontsize=7.5, ncol=2)
     fig.suptitle("The gradient side: mean over seeds (line), min to max (band)")
-    fig.tight_layout()
     return fig
 
 
