@@ -417,9 +417,11 @@ def plot_over_time(groups, *, layer: int):
         axes[0, k].set(title=f"init std {init}", ylim=(0, 100))
         axes[1, k].set(yscale="log")
         axes[2, k].set(yscale="log", xlabel="training step (log scale after 1)")
-        for ax in axes[1:, k]:  # labels at 1, 2, 5 x 10^k when a decade is short
-            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)
-                                                  if k else (1.0,)))
+        for ax in axes[1:, k]:  # labels at 1, 2, 5 x 10^k on a short log axis
+            lo, hi = ax.get_ylim()
+            short = np.log10(hi / lo) < 2
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if short
+                                                  else (1.0,)))
             ax.yaxis.set_minor_formatter(NullFormatter())
         axes[2, k].axhline(1e-3, color="0.4", linewidth=0.8, linestyle="--")
         for ax in axes[:, k]:
