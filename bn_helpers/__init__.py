@@ -3,7 +3,10 @@
 One module per idea; import the one you need:
 ``from bn_helpers import batchnorm as bn``.
 
-- ``batchnorm``  the BN math in numpy (forward, backward, inference, conv, layers)
+- ``batchnorm``  the BN math in numpy that you write (forward, backward, inference,
+  running statistics, conv, layers), each exercise in a solution region
+- ``verify``     the checks of those exercises, against torch and finite differences
+- ``torch_bridge`` your numpy BN as a torch layer, so your code trains the networks
 - ``gradcheck``  relative error and finite-difference gradients
 - ``checks``     readable pass/fail reports for the notebook exercises
 - ``data``       the MNIST loader (checksum-verified, offline)

@@ -14,7 +14,8 @@ import numpy as np
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
-def _describe(a) -> str:
+def describe(a) -> str:
+    """A short description of a value for an error message."""
     if isinstance(a, np.ndarray):
         return f"array of shape {a.shape} and dtype {a.dtype}"
     return f"{type(a).__name__} {a!r}"[:120]
@@ -35,7 +36,7 @@ def float_array(
     if not isinstance(a, np.ndarray):
         raise TypeError(
             f"{name} must be a numpy.ndarray of float32 or float64, got "
-            f"{_describe(a)}; convert with np.asarray({name}, dtype=np.float64)"
+            f"{describe(a)}; convert with np.asarray({name}, dtype=np.float64)"
         )
     if isinstance(a, (np.matrix, np.ma.MaskedArray)):
         raise TypeError(
@@ -73,16 +74,49 @@ def param_vector(name: str, a, size: int, dtype) -> np.ndarray:
 
 def positive_float(name: str, v) -> float:
     if isinstance(v, bool) or not isinstance(v, Real):
-        raise TypeError(f"{name} must be a positive real number, got {_describe(v)}")
+        raise TypeError(f"{name} must be a positive real number, got {describe(v)}")
     v = float(v)
     if not (math.isfinite(v) and v > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
     return v
 
 
+def eps_for_dtype(name: str, eps, dtype) -> float:
+    """A positive eps that does not round to 0 in `dtype` (var + eps must stay > 0)."""
+    eps = positive_float(name, eps)
+    if np.dtype(dtype).type(eps) == 0:
+        raise ValueError(
+            f"{name}={eps!r} rounds to 0 in {np.dtype(dtype)}, so a constant feature "
+            f"would give 0/0 = NaN; use {name} >= "
+            f"{float(np.finfo(dtype).smallest_subnormal):.3g} (e.g. 1e-5) or float64"
+        )
+    return eps
+
+
+def float_dtype(name: str, dtype) -> np.dtype:
+    """np.float32 or np.float64 (or their names), as a numpy dtype."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.type not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name} must be a numpy float dtype: np.float32, np.float64, 'float32' "
+            f"or 'float64', got {describe(dtype)}"
+            + ("; for torch.float32 use np.float32" if "torch" in repr(dtype) else "")
+        )
+    return dt
+
+
+def boolean(name: str, b) -> bool:
+    if not isinstance(b, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {describe(b)}")
+    return bool(b)
+
+
 def non_negative_float(name: str, a) -> float:
     if isinstance(a, bool) or not isinstance(a, Real):
-        raise TypeError(f"{name} must be a real number >= 0, got {_describe(a)}")
+        raise TypeError(f"{name} must be a real number >= 0, got {describe(a)}")
     a = float(a)
     if not (math.isfinite(a) and a >= 0):
         raise ValueError(f"{name} must be a finite number >= 0, got {a!r}")
@@ -91,7 +125,7 @@ def non_negative_float(name: str, a) -> float:
 
 def unit_interval(name: str, v) -> float:
     if isinstance(v, bool) or not isinstance(v, Real):
-        raise TypeError(f"{name} must be a real number in [0, 1], got {_describe(v)}")
+        raise TypeError(f"{name} must be a real number in [0, 1], got {describe(v)}")
     v = float(v)
     if not (0.0 <= v <= 1.0):
         raise ValueError(f"{name} must be in [0, 1], got {v!r}")
@@ -100,7 +134,7 @@ def unit_interval(name: str, v) -> float:
 
 def positive_int(name: str, v) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int, got {_describe(v)}")
+        raise TypeError(f"{name} must be a positive int, got {describe(v)}")
     if v < 1:
         raise ValueError(f"{name} must be >= 1, got {v}")
     return int(v)
@@ -109,7 +143,7 @@ def positive_int(name: str, v) -> int:
 def seed(name: str, s) -> int:
     """A seed for np.random.default_rng / torch.manual_seed: an int in [0, 2**63)."""
     if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {_describe(s)}")
+        raise TypeError(f"{name} must be an int, got {describe(s)}")
     if not 0 <= s < 2**63:
         raise ValueError(f"{name} must be in [0, 2**63), got {s}")
     return int(s)

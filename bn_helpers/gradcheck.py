@@ -77,6 +77,9 @@ def numeric_gradient(
     sum((f(x + h e_i) - f(x - h e_i)) * dout) / (2h); x is perturbed and restored.
     """
     _float64_input("x", x)
+    if x.size == 0:
+        raise ValueError(f"x must hold at least one value to perturb, got shape "
+                         f"{x.shape}")
     h = v.positive_float("h", h)
     snapshot = x.copy()
     fx = _evaluate(f, x, (0,) * x.ndim, x[(0,) * x.ndim], snapshot)

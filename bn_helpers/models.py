@@ -16,11 +16,13 @@ import torch
 from torch import nn
 
 from bn_helpers import _validate as v
+from bn_helpers import torch_bridge
 
 __all__ = ["PAPER_SIZES", "ACTIVATIONS", "build_mlp", "activation_modules",
            "check_seed"]
 
 PAPER_SIZES = (784, 100, 100, 100, 10)
+BN_IMPLS = ("torch", "numpy", "auto")
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
 
@@ -39,12 +41,27 @@ def _check_sizes(sizes) -> tuple[int, ...]:
     return tuple(v.positive_int(f"sizes[{i}]", n) for i, n in enumerate(sizes))
 
 
+def _bn_layer_class(bn_impl: str):
+    """nn.BatchNorm1d or the learner's NumpyBatchNorm1d, for build_mlp's bn_impl."""
+    if bn_impl == "auto":
+        missing = torch_bridge.learner_bn_status()
+        if missing is None:
+            return torch_bridge.NumpyBatchNorm1d
+        print(f"Using torch's BatchNorm1d: your BN is not complete yet ({missing})")
+        return nn.BatchNorm1d
+    return torch_bridge.NumpyBatchNorm1d if bn_impl == "numpy" else nn.BatchNorm1d
+
+
 def build_mlp(sizes=PAPER_SIZES, *, batchnorm: bool = False,
-              activation: str = "sigmoid", init_std: float, seed: int) -> nn.Sequential:
+              activation: str = "sigmoid", init_std: float, seed: int,
+              bn_impl: str = "torch") -> nn.Sequential:
     """A fully connected net; every layer but the last is followed by `activation`.
 
     sizes: widths (input, hidden..., output), e.g. (784, 100, 100, 100, 10).
-    batchnorm: put an nn.BatchNorm1d between each hidden Linear and its activation.
+    batchnorm: put a BatchNorm1d between each hidden Linear and its activation.
+    bn_impl: "torch" (nn.BatchNorm1d), "numpy" (your bn_helpers.batchnorm through
+        torch_bridge.NumpyBatchNorm1d) or "auto" (yours if its functions are all
+        implemented, else torch's, with a printed line saying so).
     init_std: weights ~ N(0, init_std^2), drawn from torch.Generator seeded with `seed`;
         biases start at 0; BN starts at gamma = 1, beta = 0.
     Input (N, sizes[0]) float32 -> logits (N, sizes[-1]).
@@ -57,6 +74,9 @@ def build_mlp(sizes=PAPER_SIZES, *, batchnorm: bool = False,
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
                          f"got {activation!r}")
     init_std = v.positive_float("init_std", init_std)
+    if bn_impl not in BN_IMPLS:
+        raise ValueError(f"bn_impl must be one of {BN_IMPLS}, got {bn_impl!r}")
+    bn_class = _bn_layer_class(bn_impl) if batchnorm else None
     gen = torch.Generator().manual_seed(check_seed(seed))
     layers: list[nn.Module] = []
     n_layers = len(sizes) - 1
@@ -73,7 +93,7 @@ def build_mlp(sizes=PAPER_SIZES, *, batchnorm: bool = False,
         layers.append(linear)
         if hidden:
             if batchnorm:
-                layers.append(nn.BatchNorm1d(n_out))
+                layers.append(bn_class(n_out))
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
 

@@ -3,9 +3,13 @@
 import numpy as np
 import pytest
 
+import torch
+
 from bn_helpers import batchnorm as bn
 from bn_helpers import gradcheck as gc
+from bn_helpers import models
 from bn_helpers.checks import check_true
+from bn_helpers.torch_bridge import NumpyBatchNorm1d
 
 R = np.random.default_rng(0)
 X = R.normal(size=(8, 3))
@@ -24,6 +28,21 @@ def _nan(a, index):
     a = a.copy()
     a[index] = np.nan
     return a
+
+
+def _with_buffer(name, value, mode="eval"):
+    layer = bn.BatchNorm1d(4)
+    layer.train(mode == "train")
+    setattr(layer, name, value)
+    return layer
+
+
+def _f32(a):
+    return a.astype(np.float32)
+
+
+_, CACHE32 = bn.batchnorm_forward(np.float32([[1e10, 1.0], [-1e10, 2.0], [3e9, 0.0]]),
+                                  np.ones(2, np.float32), np.zeros(2, np.float32))
 
 
 def _inf(a, index):
@@ -290,8 +309,8 @@ CASES = [
         ["momentum"],
     ),
     (
-        "layer momentum None",
-        lambda: bn.BatchNorm1d(3, momentum=None),
+        "layer momentum string",
+        lambda: bn.BatchNorm1d(3, momentum="0.1"),
         TypeError,
         ["momentum"],
     ),
@@ -351,6 +370,187 @@ CASES = [
         lambda: gc.numeric_partial(lambda a: a.sum(), X.copy(), (9, 0)),
         IndexError,
         ["index", "(8, 3)"],
+    ),
+    # issue 11's six bugs, then the rest of the layer contract and the new modules
+    (
+        "bug 1: running_mean of the wrong shape",
+        lambda: _with_buffer("running_mean", np.zeros(3)).forward(np.zeros((2, 4))),
+        ValueError,
+        ["running_mean", "(4,)", "(3,)"],
+    ),
+    (
+        "bug 1: running_var a list",
+        lambda: _with_buffer("running_var", [1.0] * 4).forward(np.zeros((2, 4))),
+        ValueError,
+        ["running_var", "list"],
+    ),
+    (
+        "bug 1: gamma of the wrong dtype, training",
+        lambda: _with_buffer("gamma", np.ones(4, np.float32), "train").forward(
+            np.zeros((2, 4))),
+        ValueError,
+        ["gamma", "float64", "float32"],
+    ),
+    (
+        "bug 2: train('False')",
+        lambda: bn.BatchNorm1d(4).train("False"),
+        ValueError,
+        ["mode", "True or False", "'False'"],
+    ),
+    (
+        "bug 2: train(None)",
+        lambda: bn.BatchNorm2d(4).train(None),
+        ValueError,
+        ["mode", "boolean", "None"],
+    ),
+    (
+        "bug 3: eps vanishes in float32",
+        lambda: bn.batchnorm_forward(_f32(X), _f32(G), _f32(B), eps=1e-50),
+        ValueError,
+        ["eps", "rounds to 0", "float32"],
+    ),
+    (
+        "bug 3: eps vanishes in a float32 layer",
+        lambda: bn.BatchNorm2d(3, eps=1e-50, dtype=np.float32),
+        ValueError,
+        ["eps", "rounds to 0"],
+    ),
+    (
+        "bug 3: eps vanishes in float32 inference",
+        lambda: bn.batchnorm_inference(_f32(X), _f32(G), _f32(B), _f32(B), _f32(G),
+                                       eps=1e-60),
+        ValueError,
+        ["eps", "float32"],
+    ),
+    (
+        "bug 4: float32 dgamma/dx overflow, staged",
+        lambda: bn.batchnorm_backward(np.full((3, 2), 1e30, np.float32), CACHE32),
+        ValueError,
+        ["dout", "too large", "float32"],
+    ),
+    (
+        "bug 4: float32 dgamma/dx overflow, closed form",
+        lambda: bn.batchnorm_backward_alt(np.full((3, 2), 1e30, np.float32), CACHE32),
+        ValueError,
+        ["dout", "too large", "float32"],
+    ),
+    (
+        "bug 5: torch dtype",
+        lambda: bn.BatchNorm1d(4, dtype=torch.float32),
+        TypeError,
+        ["dtype", "np.float32", "torch.float32"],
+    ),
+    (
+        "bug 6: numeric_gradient of an empty x",
+        lambda: gc.numeric_gradient(lambda a: a, np.zeros((0, 3)), np.zeros((0, 3))),
+        ValueError,
+        ["x", "at least one value", "(0, 3)"],
+    ),
+    ("layer affine", lambda: bn.BatchNorm1d(3, affine=1), TypeError, ["affine"]),
+    (
+        "layer track_running_stats",
+        lambda: bn.BatchNorm1d(3, track_running_stats="no"),
+        TypeError,
+        ["track_running_stats"],
+    ),
+    (
+        "BatchNorm1d 4-D input",
+        lambda: bn.BatchNorm1d(3).forward(X4),
+        ValueError,
+        ["x", "(N, C, L)", "(4, 3, 2, 2)"],
+    ),
+    (
+        "BatchNorm2d 2-D input",
+        lambda: bn.BatchNorm2d(3).forward(X),
+        ValueError,
+        ["x", "(N, C, H, W)", "(8, 3)"],
+    ),
+    (
+        "load_state_dict missing key",
+        lambda: bn.BatchNorm1d(3).load_state_dict({"weight": np.ones(3)}),
+        RuntimeError,
+        ["missing", "running_var"],
+    ),
+    (
+        "load_state_dict unexpected key",
+        lambda: bn.BatchNorm1d(3, affine=False).load_state_dict(
+            torch.nn.BatchNorm1d(3).state_dict()),
+        RuntimeError,
+        ["unexpected", "weight"],
+    ),
+    (
+        "load_state_dict wrong shape",
+        lambda: bn.BatchNorm1d(3).load_state_dict(torch.nn.BatchNorm1d(4).state_dict()),
+        ValueError,
+        ["size mismatch", "weight", "(4,)", "(3,)"],
+    ),
+    (
+        "load_state_dict not a mapping",
+        lambda: bn.BatchNorm1d(3).load_state_dict([1, 2]),
+        TypeError,
+        ["state_dict", "list"],
+    ),
+    (
+        "layer backward dout shape",
+        lambda: (lambda layer: (layer.forward(X), layer.backward(X[:4])))(
+            bn.BatchNorm1d(3)),
+        ValueError,
+        ["dout", "(8, 3)", "(4, 3)"],
+    ),
+    (
+        "update_running_stats m=1",
+        lambda: bn.update_running_stats(B, G, B, G, 1, 0.1),
+        ValueError,
+        ["m", ">= 2", "m - 1"],
+    ),
+    (
+        "update_running_stats batch_mean shape",
+        lambda: bn.update_running_stats(B, G, np.zeros(4), G, 8, 0.1),
+        ValueError,
+        ["batch_mean", "(3,)", "(4,)"],
+    ),
+    (
+        "update_running_stats momentum",
+        lambda: bn.update_running_stats(B, G, B, G, 8, 2.0),
+        ValueError,
+        ["momentum", "[0, 1]"],
+    ),
+    (
+        "update_running_stats running_var shape",
+        lambda: bn.update_running_stats(B, np.ones(2), B, G, 8, 0.1),
+        ValueError,
+        ["running_var", "(3,)", "(2,)"],
+    ),
+    (
+        "spatial backward cache of another x",
+        lambda: bn.spatial_batchnorm_backward(X4[:2], CACHE4),
+        ValueError,
+        ["dout", "cache", "spatial_batchnorm_forward"],
+    ),
+    (
+        "build_mlp bn_impl",
+        lambda: models.build_mlp((4, 3, 2), batchnorm=True, init_std=0.1, seed=0,
+                                 bn_impl="mine"),
+        ValueError,
+        ["bn_impl", "'mine'", "numpy"],
+    ),
+    (
+        "NumpyBatchNorm1d 3-D input",
+        lambda: NumpyBatchNorm1d(3)(torch.zeros(4, 3, 2)),
+        ValueError,
+        ["x", "2-D", "(4, 3, 2)"],
+    ),
+    (
+        "NumpyBatchNorm1d dtype",
+        lambda: NumpyBatchNorm1d(3)(torch.zeros(4, 3, dtype=torch.float64)),
+        TypeError,
+        ["dtype", "torch.float32", "torch.float64"],
+    ),
+    (
+        "NumpyBatchNorm1d momentum",
+        lambda: NumpyBatchNorm1d(3, momentum=-1.0),
+        ValueError,
+        ["momentum"],
     ),
 ]
 

@@ -319,3 +319,17 @@ def test_cache_is_independent_of_later_changes_to_gamma():
     dx_before = bn.batchnorm_backward_alt(dout, cache)[0]
     gamma *= 2  # e.g. an optimiser step between forward and backward
     np.testing.assert_array_equal(bn.batchnorm_backward_alt(dout, cache)[0], dx_before)
+
+
+@pytest.mark.parametrize("offset", [0.0, 3.0, 30.0, 300.0, 3e3, 3e5])
+def test_float32_accuracy_on_both_sides_of_the_recentring_threshold(offset):
+    """Recentring starts when the offset dwarfs the spread; either side is accurate."""
+    rng = np.random.default_rng(7)
+    x = (offset + rng.normal(size=(128, 6))).astype(np.float32)
+    out, cache = bn.batchnorm_forward(x, np.ones(6, np.float32), np.zeros(6, np.float32))
+    x64 = x.astype(np.float64)
+    ref = (x64 - x64.mean(0)) / np.sqrt(x64.var(0) + 1e-5)
+    assert np.abs(out - ref).max() < 2e-5
+    assert cache.mu.dtype == np.float32
+    # the cached mean is mu_B to float32 rounding, also when the lesson ran on x - x[0]
+    np.testing.assert_allclose(cache.mu, x64.mean(0), rtol=2e-7, atol=1e-6)
