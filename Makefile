@@ -17,8 +17,20 @@ $(STAMP): $(PY) requirements.txt pyproject.toml
 	$(PY) -m pip install --no-deps -e .
 	touch $(STAMP)
 
-lab: $(STAMP)  ## open the course in JupyterLab at the start page
-	$(PY) -m jupyterlab notebooks/00_start_here.ipynb
+# Lab's defaults for this venv (binder/overrides.json: no news pop-up, widget state saved)
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+# extra options for Lab, e.g. make lab LAB_ARGS="--no-browser --port=8890"
+LAB_ARGS ?=
+# Docker, Codespaces and cloud VMs run as root; Lab refuses root without --allow-root
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+$(LAB_SETTINGS): binder/overrides.json $(STAMP)
+	mkdir -p $(dir $@)
+	cp binder/overrides.json $@
+
+lab: $(STAMP) $(LAB_SETTINGS)  ## open the course in JupyterLab at the start page
+	$(PY) -m jupyterlab --ServerApp.root_dir="$(CURDIR)" $(ROOT_FLAG) \
+		--LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb $(LAB_ARGS)
 
 test: $(STAMP)  ## the whole suite: unit tests, notebooks run, hygiene, Binder, browser
 	@$(PY) -m pytest -n 2 --dist loadgroup; rc=$$?; \
@@ -28,9 +40,12 @@ test: $(STAMP)  ## the whole suite: unit tests, notebooks run, hygiene, Binder, 
 test-fast: $(STAMP)  ## unit tests only (no notebooks, no browser)
 	$(PY) -m pytest -m "not notebook and not browser"
 
+# e.g. make bench BENCH_ARGS=--figures (also check every notebook figure's legibility)
+BENCH_ARGS ?=
+
 bench: $(STAMP)  ## speed and memory: BN kernels, notebook run-all budget
 	$(PY) tools/bench_kernels.py
-	$(PY) tools/bench_notebooks.py
+	$(PY) tools/bench_notebooks.py $(BENCH_ARGS)
 
 nav: $(STAMP)  ## rewrite prev/next navigation and the index in 00_start_here
 	$(PY) tools/navigation.py

@@ -14,7 +14,9 @@ import numpy as np
 
 __all__ = ["STYLE", "NO_BN_COLOR", "BN_COLOR", "use_style", "history_color",
            "hist_density", "draw_percentile_band", "plot_training_curves",
-           "plot_histogram_heatmaps", "plot_percentile_bands", "plot_drift"]
+           "plot_histogram_heatmaps", "plot_percentile_bands", "plot_drift",
+           "legibility_problems", "install_figure_guard", "figure_guard_failures",
+           "figure_guard_profile", "load_ipython_extension"]
 
 STYLE = Path(__file__).with_name("course.mplstyle")
 NO_BN_COLOR = "#0072B2"
@@ -190,3 +192,180 @@ def plot_drift(histories):
     fig.suptitle("Drift of the unit means, interval by interval "
                  f"({interval} steps each)")
     return fig
+
+
+# ------------------------------------------------- legibility at notebook width
+# JupyterLab shows a figure at its PNG size, shrunk (never enlarged) to fit a column of
+# about 900 px; the inline backend saves the PNG at fig.dpi with bbox_inches="tight".
+COLUMN_PX = 900
+MIN_TEXT_PX = 9.0
+MAX_HEIGHT_PX = 700
+GUARD_TAG = "FIGURE GUARD"
+
+
+def _drawn_texts(fig):
+    """Draw `fig` with Agg; return [(Text, window extent)] of every text drawn."""
+    import matplotlib.text as mtext
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    drawn = []
+    original = mtext.Text.draw
+
+    def recording_draw(self, renderer):
+        original(self, renderer)
+        if self.get_visible() and self.get_text().strip():
+            drawn.append((self, self.get_window_extent(renderer)))
+
+    own = fig.canvas  # another backend's canvas (ipympl, ...) is put back after
+    canvas = own if isinstance(own, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    mtext.Text.draw = recording_draw
+    try:
+        canvas.draw()
+        renderer = canvas.get_renderer()
+    finally:
+        mtext.Text.draw = original
+        if canvas is not own:
+            fig.set_canvas(own)
+    return drawn, renderer
+
+
+def _describe(text) -> str:
+    words = " ".join(text.get_text().split())
+    return repr(words if len(words) <= 40 else words[:37] + "...")
+
+
+def legibility_problems(fig, *, tight: bool = True, column_px: int = COLUMN_PX,
+                        min_text_px: float = MIN_TEXT_PX,
+                        max_height_px: int = MAX_HEIGHT_PX) -> list[str]:
+    """What would be hard to read when `fig` is shown in a notebook column.
+
+    The PNG is fig.dpi per inch, cropped to the drawn content when `tight` (as the
+    inline backend does; widgets show the whole canvas: tight=False), and shrunk to
+    `column_px` if wider. Reports text under `min_text_px` (font size in pt x dpi / 72
+    x shrink factor), text boxes that overlap, text cut off by the canvas edge, and a
+    shown height over `max_height_px`. Returns [] when the figure reads well.
+    """
+    drawn, renderer = _drawn_texts(fig)
+    dpi = fig.dpi
+    if tight:
+        box = fig.get_tightbbox(renderer)  # inches
+        width_px, height_px = box.width * dpi, box.height * dpi
+    else:
+        width_px, height_px = fig.bbox.width, fig.bbox.height
+    scale = min(1.0, column_px / width_px)
+    problems = []
+    if height_px * scale > max_height_px:
+        problems.append(f"{height_px * scale:.0f} px tall at {column_px} px width "
+                        f"(limit {max_height_px}; PNG {width_px:.0f} x "
+                        f"{height_px:.0f} px)")
+    small = sorted((text.get_fontsize() * dpi / 72 * scale, _describe(text))
+                   for text, _ in drawn)
+    small = [(px, words) for px, words in small if px < min_text_px]
+    if small:
+        names = ", ".join(dict.fromkeys(words for _, words in small[:4]))
+        problems.append(f"{len(small)} text(s) under {min_text_px:g} px, smallest "
+                        f"{small[0][0]:.1f} px ({names}{', ...' * (len(small) > 4)}) "
+                        f"in a {width_px:.0f} px wide PNG")
+    for i, (a, box_a) in enumerate(drawn):
+        for b, box_b in drawn[i + 1:]:
+            dx = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
+            dy = min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0)
+            if dx > 1 and dy > 1:  # more than a pixel of shared area
+                problems.append(f"text {_describe(a)} overlaps {_describe(b)}")
+    if not tight:
+        for text, box in drawn:
+            if box.x0 < -1 or box.y0 < -1 or box.x1 > fig.bbox.width + 1 \
+                    or box.y1 > fig.bbox.height + 1:
+                problems.append(f"text {_describe(text)} is cut off by the edge")
+    return problems
+
+
+def _figure_name(fig) -> str:
+    title = fig.get_suptitle()
+    for ax in fig.axes:
+        title = title or ax.get_title()
+    return repr(" ".join(title.split())[:50]) if title else "untitled figure"
+
+
+def _report(fig) -> None:
+    import sys
+
+    try:
+        problems = legibility_problems(fig)
+    except Exception as err:  # a broken check must not hide the figure
+        problems = [f"could not check: {type(err).__name__}: {err}"]
+    for problem in problems:
+        print(f"{GUARD_TAG}: {_figure_name(fig)}: {problem}", file=sys.stderr)
+
+
+def _guarded(show):
+    def checked(fig, *args, **kwargs):
+        _report(fig)
+        return show(fig, *args, **kwargs)
+
+    checked.figure_guard = True
+    return checked
+
+
+def install_figure_guard(shell=None) -> None:
+    """Check every figure a notebook shows; print its problems to stderr.
+
+    Wraps IPython's figure printer (``pylabtools.print_figure``, which the inline
+    backend's PNG formatter calls when it is activated later) and the PNG formatter
+    for Figures if one is registered already, so figures shown by the inline backend,
+    by display(fig) and as a cell's value are all checked. Each problem is one stderr
+    line starting with GUARD_TAG; the figure is still shown. Load it with
+    ``%load_ext bn_helpers.plots`` or start the kernel with ``--ext=bn_helpers.plots``;
+    collect the lines with figure_guard_failures(nb).
+    """
+    from IPython.core import pylabtools
+    from matplotlib.figure import Figure
+
+    if shell is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    if shell is None:
+        raise RuntimeError("install_figure_guard needs a running IPython kernel")
+    if not getattr(pylabtools.print_figure, "figure_guard", False):
+        pylabtools.print_figure = _guarded(pylabtools.print_figure)
+    png = shell.display_formatter.formatters["image/png"]
+    try:
+        show = png.lookup_by_type(Figure)
+    except KeyError:
+        return  # the inline backend registers (the guarded) print_figure later
+    if not getattr(show, "figure_guard", False) and not (
+            getattr(getattr(show, "func", None), "figure_guard", False)):
+        png.for_type(Figure, _guarded(show))
+
+
+def load_ipython_extension(shell) -> None:
+    """``%load_ext bn_helpers.plots``: install the figure guard in this kernel."""
+    install_figure_guard(shell)
+
+
+def figure_guard_profile(ipythondir) -> str:
+    """Write an IPython profile that loads the figure guard in every kernel.
+
+    For a test that cannot pass kernel arguments: set the environment variable
+    IPYTHONDIR to the returned path before kernels start. Returns it as a str.
+    """
+    from pathlib import Path
+
+    profile = Path(ipythondir) / "profile_default"
+    profile.mkdir(parents=True, exist_ok=True)
+    (profile / "ipython_kernel_config.py").write_text(
+        'c.InteractiveShellApp.extensions = ["bn_helpers.plots"]\n')
+    return str(ipythondir)
+
+
+def figure_guard_failures(nb) -> list[str]:
+    """The figure guard's lines in an executed notebook, as 'cell ID: problem'."""
+    found = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("name") == "stderr":
+                found += [f"cell {cell.get('id', '?')}: {line}"
+                          for line in output.get("text", "").splitlines()
+                          if line.startswith(GUARD_TAG)]
+    return list(dict.fromkeys(found))  # a figure shown twice counts once

@@ -20,7 +20,37 @@ from PIL import Image
 
 from bn_helpers import plots
 
-__all__ = ["ics_explorer", "ics_dashboard", "lr_explorer"]
+__all__ = ["ics_explorer", "ics_dashboard", "lr_explorer", "framed", "caption"]
+
+# Keyboard focus drawn as a thick orange (Okabe-Ito) outline on every control of a
+# framed widget: Lab's default focus ring on a slider handle is hard to see.
+FOCUS_CSS = (
+    "<style>.bn-widget :is(.noUi-handle, button, input, select, textarea)"
+    ":focus-visible { outline: 3px solid #E69F00 !important; outline-offset: 2px; }"
+    "</style>")
+
+
+def caption(look_for: str) -> ipw.HTML:
+    """One line under a widget's picture saying what to look for (with FOCUS_CSS)."""
+    if not isinstance(look_for, str) or not look_for.strip():
+        raise ValueError(f"look_for must be a non-empty str, got {look_for!r}")
+    if "\n" in look_for:
+        raise ValueError("look_for must be one line (no newline)")
+    text = look_for.replace("&", "&amp;").replace("<", "&lt;")
+    return ipw.HTML(f"{FOCUS_CSS}<b>Look for:</b> {text}",
+                    layout={"margin": "0 0 0 8px"})
+
+
+def framed(controls: ipw.Widget, out: ipw.Output, look_for: str) -> ipw.VBox:
+    """The course's widget layout: VBox(controls, out, caption(look_for)).
+
+    controls: the row of controls (a slider with its readout on, or an HBox of
+    them); out: the Output the picture goes into. The box has the CSS class
+    "bn-widget", which makes keyboard focus visible on every control inside it.
+    """
+    box = ipw.VBox([controls, out, caption(look_for)])
+    box.add_class("bn-widget")
+    return box
 
 
 def _png_output(fig: Figure) -> dict:
@@ -131,9 +161,10 @@ def lr_explorer(sweep, *, lr: float | None = None, smooth: int = 20) -> ipw.VBox
 
     sweep: an lr_study.LRSweep with nets "no BN" and "BN". lr: the rate shown first,
     one of sweep.lrs (default: the largest). smooth: the training loss is averaged
-    over windows of `smooth` steps. Returns VBox(children=(SelectionSlider, Output));
-    moving the slider redraws the Output's image (loss, accuracy, and final accuracy
-    against the learning rate with the chosen one marked).
+    over windows of `smooth` steps. Returns framed(SelectionSlider, Output, caption):
+    moving the slider (its readout shows the rate) redraws the Output's image (loss,
+    accuracy, and final accuracy against the learning rate with the chosen one
+    marked).
     """
     from bn_helpers.lr_study import NETS, LRSweep, lr_label
 
@@ -156,7 +187,7 @@ def lr_explorer(sweep, *, lr: float | None = None, smooth: int = 20) -> ipw.VBox
     k0 = int(np.argmin(np.abs(sweep.lrs - lr)))
 
     labels = [lr_label(r) for r in sweep.lrs]
-    slider = ipw.SelectionSlider(options=labels, value=labels[k0],
+    slider = ipw.SelectionSlider(options=labels, value=labels[k0], readout=True,
                                  description="learning rate", continuous_update=True,
                                  style={"description_width": "initial"},
                                  layout={"width": "420px"})
@@ -167,10 +198,11 @@ def lr_explorer(sweep, *, lr: float | None = None, smooth: int = 20) -> ipw.VBox
     finite = np.concatenate([a[np.isfinite(a)] for a in loss.values()])
 
     # One figure for the widget's lifetime; a redraw swaps data and re-encodes the PNG.
-    fig = Figure(figsize=(11.0, 3.4), layout="none")
+    # 900 px: shown at its own size in a notebook column, text never scaled down
+    fig = Figure(figsize=(9.0, 3.3), layout="none")
     FigureCanvasAgg(fig)
     ax_l, ax_a, ax_f = fig.subplots(1, 3)
-    fig.subplots_adjust(left=0.065, right=0.99, bottom=0.15, top=0.9, wspace=0.3)
+    fig.subplots_adjust(left=0.075, right=0.99, bottom=0.16, top=0.9, wspace=0.42)
     lines_l = {net: ax_l.plot(x_loss, loss[net][k0], color=colors[net], label=net)[0]
                for net in NETS}
     lines_a = {net: ax_a.plot(sweep.steps, 100 * sweep.test_accuracy[net][k0],
@@ -179,7 +211,7 @@ def lr_explorer(sweep, *, lr: float | None = None, smooth: int = 20) -> ipw.VBox
     # head room above the curves (log scale) for the legend
     ax_l.set(xlim=(0, n_steps), ylim=(0.8 * finite.min(), 4.0 * finite.max()),
              yscale="log", xlabel="training step",
-             ylabel=f"cross-entropy (nats), mean of {smooth}")
+             ylabel=f"loss (nats), mean of {smooth}")
     ax_l.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))  # 0.2, 0.5, 1, 2, 5
     ax_l.yaxis.set_major_formatter("{x:g}")
     ax_l.yaxis.set_minor_formatter(NullFormatter())
@@ -191,10 +223,10 @@ def lr_explorer(sweep, *, lr: float | None = None, smooth: int = 20) -> ipw.VBox
                   marker="o", label=net)
     ax_f.axhline(10, color="0.5", linestyle=":", linewidth=1.0)
     ax_f.text(np.sqrt(sweep.lrs[0] * sweep.lrs[-1]), 12, "chance (10%)", color="0.4",
-              fontsize=8, ha="center")
+              fontsize=9, ha="center")
     marker = ax_f.axvline(sweep.lrs[k0], color="0.3", linestyle="--", linewidth=1.0)
     ax_f.set(xscale="log", ylim=(0, 100), xlabel="learning rate (log scale)",
-             ylabel=f"test accuracy after {n_steps} steps (%)",
+             ylabel=f"accuracy after {n_steps} steps (%)",
              title="All learning rates")
 
     def redraw(change=None) -> None:
@@ -209,7 +241,8 @@ def lr_explorer(sweep, *, lr: float | None = None, smooth: int = 20) -> ipw.VBox
 
     redraw()
     slider.observe(redraw, names="value")
-    return ipw.VBox([slider, out])
+    return framed(slider, out, "the rates at which the no-BN net stays near chance "
+                  "(10%) while the BN net still learns; arrow keys step through them.")
 
 
 def ics_dashboard(pairs, *, units: int = 20) -> ipw.VBox:
@@ -220,8 +253,8 @@ def ics_dashboard(pairs, *, units: int = 20) -> ipw.VBox:
     Every picture is drawn here, once (ics_dashboard.ExplorerFrames); the controls
     switch between them in the browser (Stack + jslink), with no kernel round trip.
     Returns VBox(HBox(step slider, "layer", layer buttons, "init std", init buttons),
-    caption, Stack):
-    the Stack holds one Stack per init, holding one Stack of Images per layer.
+    Stack, caption), laid out like `framed`: the Stack holds one Stack per init,
+    holding one Stack of Images per layer.
     """
     from bn_helpers import ics_dashboard as dash
 
@@ -264,11 +297,12 @@ def ics_dashboard(pairs, *, units: int = 20) -> ipw.VBox:
         ipw.jslink((layers, "index"), (outer[-1], "selected_index"))
     views = ipw.Stack(outer, selected_index=0)
     ipw.jslink((inits, "index"), (views, "selected_index"))
-    caption = ipw.HTML(
-        "<b>Look for:</b> with BN the sigmoid input <i>z</i> keeps mean 0 and std "
-        "near 1 while the pre-BN <i>Wu</i> (grey) drifts; without BN, small init "
-        "starves the early layers of gradient and large init saturates the sigmoids.")
     controls = ipw.HBox([slider, ipw.Label("layer"), layers, ipw.Label("init std"),
                          inits],
                         layout={"flex_flow": "row nowrap", "align_items": "center"})
-    return ipw.VBox([controls, caption, views])
+    box = ipw.VBox([controls, views, caption(
+        "with BN, z keeps mean 0 and std near 1 while the pre-BN Wu (grey) drifts; "
+        "without BN, small init starves early layers of gradient, large init "
+        "saturates the sigmoids.")])
+    box.add_class("bn-widget")  # visible keyboard focus (FOCUS_CSS)
+    return box

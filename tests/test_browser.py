@@ -3,9 +3,11 @@
 Opens TARGET in JupyterLab, runs all cells from the Run menu and checks what a learner
 sees: LaTeX typeset by MathJax, the slider widget and its picture rendered, no error,
 no news popup; then moves the slider with the keyboard and by dragging, and checks that
-the picture changes and the readout follows. The server runs on a temporary copy of the
-repository with its own Jupyter config, settings and workspace folders, so nothing is
-written into the repository. Screenshots go to $ARTIFACTS_DIR (default: a temp folder).
+the picture changes, the readout follows, keyboard focus is visible and a caption says
+what to look for. A second test opens bn_helpers/batchnorm.py from the file browser.
+The server runs on a temporary copy of the repository with its own Jupyter config,
+settings and workspace folders, so nothing is written into the repository. Screenshots
+go to $ARTIFACTS_DIR (default: a temp folder).
 
 Needs Debian's Chromium:
     apt-get install -y --no-install-recommends chromium fonts-liberation
@@ -275,6 +277,12 @@ def test_widget_notebook_in_jupyterlab(lab, artifacts):
             handle.focus()
             page.keyboard.press("ArrowLeft" if at_max else "ArrowRight")
             after_src = wait_new_picture(page, before_src)
+            # keyboard focus is visible, and a caption says what to look for
+            outline = handle.evaluate("e => { const s = getComputedStyle(e);"
+                                      " return [s.outlineStyle, s.outlineWidth]; }")
+            assert outline[0] != "none" and float(outline[1][:-2]) >= 2, (
+                f"the focused slider handle has no visible outline: {outline}")
+            assert "Look for:" in widget_area.inner_text(), "no caption"
             after_pos = position(handle)
             assert after_pos - before_pos == (-1 if at_max else 1), (
                 f"handle moved from option {before_pos} to {after_pos}")
@@ -322,3 +330,68 @@ def test_widget_notebook_in_jupyterlab(lab, artifacts):
             browser.close()
     print(f"browser test: {time.monotonic() - started:.1f} s; "
           f"screenshots in {artifacts}")
+
+
+def test_package_opens_from_the_file_browser(lab, artifacts):
+    """A learner edits bn_helpers/batchnorm.py (notebooks 02-05): from Lab's file
+    browser, rooted at the repository as `make lab` and Binder root it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM),
+                                     args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{lab['base']}/lab?token={lab['token']}")
+            listing = page.locator(".jp-DirListing-content")
+            listing.wait_for(timeout=TIMEOUT_MS)
+            for name in ("bn_helpers", "batchnorm.py"):
+                item = page.locator(".jp-DirListing-item",
+                                    has=page.locator(".jp-DirListing-itemText",
+                                                     has_text=re.compile(
+                                                         f"^{re.escape(name)}$")))
+                item.first.wait_for(timeout=30_000)
+                item.first.dblclick()
+            editor = page.locator(".jp-FileEditor .cm-content")
+            editor.first.wait_for(timeout=30_000)
+            # the editor draws the lines in view: the file's first line must be there
+            first = (REPO / "bn_helpers" / "batchnorm.py").read_text().splitlines()[0]
+            page.wait_for_function(
+                "t => [...document.querySelectorAll('.jp-FileEditor .cm-content')]"
+                ".some(e => e.textContent.includes(t))", arg=first.strip(),
+                timeout=30_000)
+            tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current")
+            assert "batchnorm.py" in tab.first.inner_text()
+            page.screenshot(path=artifacts / "10-batchnorm-py.png")
+        except Exception:
+            page.screenshot(path=artifacts / "failure-file-browser.png")
+            raise
+        finally:
+            browser.close()
+
+
+def test_notebook_opens_without_unsaved_mark(lab, artifacts):
+    """Lab fills in the kernel's metadata on open; tools/clean_notebooks.py stores the
+    same, so a notebook is not marked unsaved before the learner changes anything."""
+    from playwright.sync_api import sync_playwright
+
+    target = "notebooks/02_bn_forward.ipynb"
+    subprocess.run([sys.executable, "tools/clean_notebooks.py", target],
+                   cwd=lab["copy"], check=True, capture_output=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM),
+                                     args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{lab['base']}/lab/tree/{target}?token={lab['token']}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=TIMEOUT_MS)
+            wait_idle(page)
+            page.wait_for_timeout(2000)  # Lab writes the kernel's metadata after idle
+            tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current")
+            assert "02_bn_forward" in tab.first.inner_text()
+            classes = tab.first.get_attribute("class") or ""
+            page.screenshot(path=artifacts / "11-opened-clean.png")
+            assert "jp-mod-dirty" not in classes, (
+                "the notebook is marked unsaved right after opening")
+        finally:
+            browser.close()

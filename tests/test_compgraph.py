@@ -29,8 +29,14 @@ GRAD_OF = {"output": "dout", "shift": "dout", "scale": "ds", "normalised": "dx_h
 
 def _node_names(fig):
     (ax,) = fig.axes
-    firsts = [t.get_text().split("\n")[0] for t in ax.texts]
+    firsts = [t.get_text().split(":")[0] for t in ax.texts]
     return [name for name in firsts if name in compgraph.NODES]
+
+
+def _param_names(fig):
+    (ax,) = fig.axes
+    return [t.get_text().split(":")[0] for t in ax.texts
+            if t.get_text().split(":")[0] in compgraph.PARAMS]
 
 
 def _arrows(fig):
@@ -52,10 +58,50 @@ def test_figure_has_every_node_once(backward):
 def test_arrows_follow_the_edges(backward):
     fig = compgraph.draw_bn_graph(backward=backward)
     pos = {name: tuple(p[:2]) for name, p in compgraph.NODES.items()}
+    pos.update({name: tuple(p[:2]) for name, p in compgraph.PARAMS.items()})
     expected = [(pos[d], pos[s]) if backward else (pos[s], pos[d])
                 for s, d, _ in compgraph.EDGES]
+    # parameter leaves: gamma and beta get their gradient back, eps (a constant) not
+    expected += [(pos[node], pos[name]) if backward and learned
+                 else (pos[name], pos[node])
+                 for name, (*_, node, learned) in compgraph.PARAMS.items()]
     assert sorted(_arrows(fig)) == sorted(expected)
     plt.close(fig)
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_parameters_are_leaf_nodes(backward):
+    fig = compgraph.draw_bn_graph(backward=backward)
+    assert sorted(_param_names(fig)) == ["beta", "eps", "gamma"]
+    enters = {name: p[3] for name, p in compgraph.PARAMS.items()}
+    assert enters == {"eps": "std", "gamma": "scale", "beta": "shift"}
+    learned = {name for name, p in compgraph.PARAMS.items() if p[4]}
+    assert {enters[name] for name in learned} == set(compgraph.PARAM_GRADS)
+    plt.close(fig)
+
+
+def test_fan_in_marks_where_gradients_add():
+    feeds = {}
+    for s, d, _ in compgraph.EDGES:
+        feeds.setdefault(s, []).append(d)
+    assert set(compgraph.FAN_IN) == {n for n, ds in feeds.items() if len(ds) > 1}
+    fig = compgraph.draw_bn_graph(backward=True)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    for total in compgraph.FAN_IN.values():
+        assert sum(total in t for t in texts) == 1
+    plt.close(fig)
+    fig = compgraph.draw_bn_graph()
+    assert not any("dx =" in t.get_text() for t in fig.axes[0].texts)
+    plt.close(fig)
+
+
+def test_fan_in_sums_add_the_edge_labels():
+    """Each mark's sum is exactly the gradients on the node's outgoing edges."""
+    for node, total in compgraph.FAN_IN.items():
+        lhs, rhs = total.split(" = ")
+        assert lhs == GRAD_OF[node]
+        terms = {_expr(g) for s, _, g in compgraph.EDGES if s == node}
+        assert set(rhs.split(" + ")) == terms, (node, rhs, terms)
 
 
 def test_forward_edges_form_the_bn_graph():
@@ -83,6 +129,9 @@ def test_backward_labels_compute_the_torch_gradient():
     for node in reversed(EXPECTED_NODES[:-1]):
         terms = [_expr(g) for s, _, g in compgraph.EDGES if s == node]
         env[GRAD_OF[node]] = sum(eval(t, {}, env) for t in terms)  # noqa: S307
+    for node, total in compgraph.FAN_IN.items():  # the marks compute the same sum
+        np.testing.assert_allclose(eval(_expr(total), {}, env),  # noqa: S307
+                                   env[GRAD_OF[node]], rtol=1e-12, atol=1e-14)
     params = {name: eval(_expr(g), {}, env).reshape(-1)  # noqa: S307
               for name, g in compgraph.PARAM_GRADS.items()}
 

@@ -221,14 +221,14 @@ def test_dashboard_widget_links_controls_to_stacks(runs, pair):
     pairs = {"0.1": {"no BN": runs[(False, 0.1)][2], "BN": runs[(True, 0.1)][2]},
              "1.0": pair}
     box = widgets.ics_dashboard(pairs)
-    (slider, _, layers, _, inits), caption, views = (box.children[0].children,
+    (slider, _, layers, _, inits), views, caption = (box.children[0].children,
                                                      *box.children[1:])
     assert slider.value == "0" and slider.index == 0  # starts at the first step
     assert list(slider.options) == ["0", "2", "6"]
     assert list(layers.options) == ["1", "2", "3"] and list(inits.options) == ["0.1",
                                                                                 "1.0"]
     assert box.children[0].layout.flex_flow == "row nowrap"
-    assert "Look for" in caption.value
+    assert "Look for" in caption.value and "bn-widget" in box._dom_classes
     assert isinstance(views, ipw.Stack) and len(views.children) == 2
     for per_init in views.children:
         assert len(per_init.children) == 3

@@ -95,7 +95,8 @@ def sweep():
 
 def test_lr_explorer_redraws_on_slider(sweep):
     box = widgets.lr_explorer(sweep, lr=1.0)
-    slider, out = box.children
+    slider, out, caption = box.children
+    assert "Look for:" in caption.value and "bn-widget" in box._dom_classes
     assert list(slider.options) == ["0.1", "1", "10"] and slider.value == "1"
     first = _png(out)
     slider.value = "10"
@@ -108,7 +109,7 @@ def test_lr_explorer_redraws_on_slider(sweep):
 
 
 def test_lr_explorer_default_is_largest_lr(sweep):
-    slider, _ = widgets.lr_explorer(sweep).children
+    slider, *_ = widgets.lr_explorer(sweep).children
     assert slider.value == "10"
 
 
@@ -127,3 +128,18 @@ def test_lr_explorer_bad_arguments(sweep):
                       test_accuracy={"BN": sweep.test_accuracy["BN"]})
     with pytest.raises(ValueError, match="nets"):
         widgets.lr_explorer(only_bn)
+
+
+def test_framed_widget_has_caption_and_visible_focus():
+    import ipywidgets as ipw
+
+    slider, out = ipw.IntSlider(), ipw.Output()
+    box = widgets.framed(slider, out, "the peak moves right")
+    assert box.children[:2] == (slider, out) and "bn-widget" in box._dom_classes
+    html = box.children[2].value
+    assert "Look for:</b> the peak moves right" in html
+    assert ":focus-visible" in html and "outline: 3px" in html
+    with pytest.raises(ValueError, match="look_for"):
+        widgets.framed(slider, out, "")
+    with pytest.raises(ValueError, match="one line"):
+        widgets.caption("two\nlines")

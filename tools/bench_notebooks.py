@@ -3,6 +3,7 @@
     python tools/bench_notebooks.py                       # every notebooks/*.ipynb
     python tools/bench_notebooks.py notebooks/02_*.ipynb  # some of them
     python tools/bench_notebooks.py --strict              # exit 1 if one is over budget
+    python tools/bench_notebooks.py --figures             # also check figure legibility
 
 Notebooks run one after another (not in parallel), so the numbers are honest. Time is
 from the first cell to the end of the last, without kernel start-up. Peak RSS is the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import sys
 import threading
 import time
@@ -25,6 +27,8 @@ import nbformat
 import psutil
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+from bn_helpers.plots import figure_guard_failures
 
 REPO = Path(__file__).resolve().parent.parent
 TIME_TARGET_S = 60.0
@@ -84,14 +88,20 @@ class TreeRssPoller(threading.Thread):
         self.join()
 
 
-def bench(path: Path) -> dict:
-    """Execute one notebook; return {name, seconds, peak_mib, error}."""
+def bench(path: Path, figures: bool = False) -> dict:
+    """Execute one notebook; return {name, seconds, peak_mib, error, ..., figures}.
+
+    figures: load the figure guard (bn_helpers.plots) in the kernel and return its
+    findings (text under 9 px at 900 px, overlaps, too tall); it adds a draw per
+    figure to the time."""
     nb = nbformat.read(path, as_version=4)
     n_cells = len(nb.cells)
     nb.cells.append(nbformat.v4.new_code_cell(PROBE))  # in memory only
     nb.cells.append(nbformat.v4.new_code_cell(SLIDER_PROBE))
     marks = {}
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            extra_arguments=["--ext=bn_helpers.plots"] if figures
+                            else [],
                             resources={"metadata": {"path": str(path.parent)}})
 
     def on_start(**_):
@@ -127,7 +137,8 @@ def bench(path: Path) -> dict:
         for i, v in enumerate(redraw[0]["text"].split())
     ) if redraw and not error else (0, 0.0, 0.0)
     return {"name": path.name, "seconds": seconds, "peak_mib": peak, "error": error,
-            "moves": n_moves, "redraw_ms": median_ms, "redraw_max_ms": max_ms}
+            "moves": n_moves, "redraw_ms": median_ms, "redraw_max_ms": max_ms,
+            "figures": figure_guard_failures(nb) if figures else []}
 
 
 def verdict(row: dict) -> str:
@@ -142,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path,
                         help="notebooks (default: notebooks/*.ipynb)")
+    parser.add_argument("--figures", action="store_true",
+                        help="check every figure shown at notebook width (slower)")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when a notebook is over its time or memory budget")
     args = parser.parse_args(argv)
@@ -151,23 +164,32 @@ def main(argv: list[str] | None = None) -> int:
           f"slider redraw <= {REDRAW_TARGET_MS:.0f} ms (median of 10 moves a slider); "
           f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; "
           "a fresh kernel each, one at a time.\n")
-    header = (f"{'notebook':<42} {'time (s)':>9} {'peak RSS (MiB)':>15} "
-              f"{'redraw ms (max)':>16}  verdict")
+    header = (f"{'notebook':<34} {'time (s)':>8} {'/budget':>7} {'RSS (MiB)':>9} "
+              f"{'/budget':>7} {'redraw ms (max)':>15}  verdict")
     print(header)
     print("-" * len(header))
     rows = []
     for path in paths:
-        row = bench(path)
+        row = bench(path, figures=args.figures)
         rows.append(row)
         error = f"  {row['error']}" if row["error"] else ""
         redraw = (f"{row['redraw_ms']:.0f} ({row['redraw_max_ms']:.0f})"
                   if row["moves"] else "-")
-        print(f"{row['name']:<42} {row['seconds']:>9.1f} {row['peak_mib']:>15.0f} "
-              f"{redraw:>16}  {verdict(row)}{error}", flush=True)
+        print(f"{row['name'][:34]:<34} {row['seconds']:>8.1f} "
+              f"{row['seconds'] / TIME_TARGET_S:>7.2f} {row['peak_mib']:>9.0f} "
+              f"{row['peak_mib'] / RSS_TARGET_MIB:>7.2f} {redraw:>15}  "
+              f"{verdict(row)}{error}", flush=True)
+        for line in row["figures"]:
+            print(f"    {line}", flush=True)
     print("-" * len(header))
     total = sum(r["seconds"] for r in rows)
     worst = max((r["peak_mib"] for r in rows), default=0.0)
-    print(f"{'total (time) / max (RSS)':<42} {total:>9.1f} {worst:>15.0f}")
+    print(f"{'total (time) / max (RSS)':<34} {total:>8.1f} {'':>7} {worst:>9.0f}")
+    if rows:
+        median = statistics.median(r["seconds"] for r in rows)
+        print(f"median notebook {median:.1f} s ({median / TIME_TARGET_S:.2f} x "
+              "budget); "
+              "a loaded machine inflates times: compare ratios between runs")
     verdicts = [verdict(r) for r in rows]
     print(f"\n{verdicts.count('PASS')} pass, {verdicts.count('OVER')} over budget, "
           f"{verdicts.count('ERROR')} error(s)")

@@ -6,7 +6,9 @@
 
 Also removes per-cell run records (nbclient's "execution" timings, "ExecuteTime") and
 view state ("collapsed", "scrolled"): a notebook changes in git only when its content
-does.
+does. And it stores the kernelspec and language_info that JupyterLab writes when the
+kernel starts (from the installed ipykernel), so a notebook opened in Lab is not marked
+unsaved before the learner changes anything.
 """
 
 from __future__ import annotations
@@ -20,6 +22,16 @@ import nbformat
 REPO = Path(__file__).resolve().parent.parent
 NB_METADATA_KEYS = ("widgets", "signature")
 CELL_METADATA_KEYS = ("execution", "ExecuteTime", "collapsed", "scrolled")
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python",
+              "name": "python3"}
+
+
+def lab_metadata() -> dict:
+    """The notebook metadata Lab fills in from the running kernel."""
+    from ipykernel.ipkernel import IPythonKernel
+
+    return {"kernelspec": KERNELSPEC,
+            "language_info": dict(IPythonKernel.language_info)}
 
 
 def clean(nb) -> list[str]:
@@ -28,6 +40,10 @@ def clean(nb) -> list[str]:
              for key in NB_METADATA_KEYS if key in nb.metadata]
     for key in NB_METADATA_KEYS:
         nb.metadata.pop(key, None)
+    for key, value in lab_metadata().items():
+        if nb.metadata.get(key) != value:
+            found.append(f"notebook metadata: {key} differs from what Lab writes")
+            nb.metadata[key] = value
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             if cell.get("outputs"):
