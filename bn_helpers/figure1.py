@@ -30,8 +30,8 @@ from bn_helpers.data import DataIntegrityError, load_mnist
 from bn_helpers.plots import BN_COLOR, NO_BN_COLOR
 from bn_helpers.training import PERCENTILES
 
-__all__ = ["SETTINGS", "NETS", "REPRO_TOL", "DEFAULT_PATH", "Figure1", "train_nets",
-           "summarise",
+__all__ = ["SETTINGS", "NETS", "SEEDS", "REPRO_TOL", "DEFAULT_PATH", "Figure1",
+           "path_for", "train_nets", "summarise", "load_seeds",
            "save_figure1", "sha256_of", "load_figure1", "steps_to_reach",
            "typical_unit", "plot_figure1"]
 
@@ -40,6 +40,9 @@ __all__ = ["SETTINGS", "NETS", "REPRO_TOL", "DEFAULT_PATH", "Figure1", "train_ne
 SETTINGS = dict(seed=0, lr=0.5, init_std=0.1, steps=50_000, batch_size=60,
                 record_every=500, loss_every=100, n_probe=1000, layer=3)
 NETS = ("no BN", "BN")
+# The seeds whose 50,000-step runs ship in data/figure1 (seed 0 is the figure; the
+# others give the spread across seeds; 2 and 4 were not run, see data/figure1/README).
+SEEDS = (0, 1, 3)
 # How far a live re-run may differ from the shipped file on another CPU or with another
 # torch kernel. Measured for the first 5000 steps with torch's CPU kernels forced to
 # ATEN_CPU_CAPABILITY=default, avx2 and native (avx512 on another machine): percentiles
@@ -49,8 +52,18 @@ NETS = ("no BN", "BN")
 REPRO_TOL = dict(acc_atol=3e-4, pct_rtol=1e-4, pct_atol=1e-4, loss_rtol=2e-6)
 DEFAULT_PATH = (Path(__file__).resolve().parent.parent / "data" / "figure1"
                 / "figure1_seed0.npz")
-_REGENERATE = ("regenerate it with `python tools/reproduce_figure1.py` (about 3 "
-               "minutes), or restore it with `git checkout -- data/figure1`")
+
+
+def path_for(seed: int) -> Path:
+    """data/figure1/figure1_seed{seed}.npz, the shipped run of `seed`."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    return DEFAULT_PATH.parent / f"figure1_seed{seed}.npz"
+
+
+_REGENERATE = ("regenerate it with `python tools/reproduce_figure1.py --seed S` "
+               "(a few minutes per seed), or restore it with "
+               "`git checkout -- data/figure1`")
 # In the .npz, a per-net field is stored as f"{prefix}_{suffix}", e.g. "pct_no_bn"
 _PREFIX = {"test_accuracy": "acc", "percentiles": "pct", "loss": "loss"}
 _SUFFIX = {"no BN": "no_bn", "BN": "bn"}
@@ -211,6 +224,11 @@ def load_figure1(path=None) -> Figure1:
                        meta=json.loads(f["meta"].item()), **per_net)
 
 
+def load_seeds(seeds=SEEDS) -> dict:
+    """{seed: Figure1} for the shipped runs of `seeds`, each checksum-verified."""
+    return {int(s): load_figure1(path_for(s)) for s in seeds}
+
+
 def steps_to_reach(steps, accuracy, target: float):
     """First checkpoint step at which `accuracy` (C,) reaches `target`, else None."""
     target = v.unit_interval("target", target)
@@ -230,37 +248,66 @@ def typical_unit(fig1: Figure1) -> int:
     return int(np.argsort(moved)[len(moved) // 2])
 
 
-def plot_figure1(fig1: Figure1, unit: int | None = None):
+def plot_figure1(fig1: Figure1, unit: int | None = None, others=()):
     """Fig. 1 of the paper: (a) test accuracy vs step, (b, c) the 15th, 50th and 85th
-    percentiles of one sigmoid input of the last hidden layer, without and with BN."""
+    percentiles of one sigmoid input of the last hidden layer, without and with BN.
+
+    The step axis is logarithmic past step 500 (linear from 0 to 500), so the first
+    thousand steps, where the nets differ most, are visible. Panel (a) has an inset
+    with the last 30,000 steps at a scale where the final gap shows. `others`: Figure1
+    records of other seeds; panel (a) then draws the range over all seeds as a band.
+    """
     if not isinstance(fig1, Figure1):
         raise TypeError(f"fig1 must be a figure1.Figure1, got {type(fig1).__name__}")
+    others = list(others)
+    for k, o in enumerate(others):
+        if not isinstance(o, Figure1) or not np.array_equal(o.steps, fig1.steps):
+            raise ValueError(f"others[{k}] must be a figure1.Figure1 with the same "
+                             f"checkpoints as fig1")
     n_units = fig1.percentiles["BN"].shape[2]
     unit = typical_unit(fig1) if unit is None else unit
     if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)) \
             or not 0 <= unit < n_units:
         raise ValueError(f"unit must be an int in 0..{n_units - 1}, got {unit!r}")
-    fig, (ax_a, ax_b, ax_c) = plt.subplots(1, 3, figsize=(12, 3.4))
-    k_steps = fig1.steps / 1000
+    fig, (ax_a, ax_b, ax_c) = plt.subplots(1, 3, figsize=(11, 3.9))
+    steps = fig1.steps
+    inset = ax_a.inset_axes([0.45, 0.08, 0.52, 0.36])
+    late = steps >= 20_000
     for label, color in (("no BN", NO_BN_COLOR), ("BN", BN_COLOR)):
-        ax_a.plot(k_steps, fig1.test_accuracy[label], color=color,
-                  label="Without BN" if label == "no BN" else "With BN")
-    ax_a.set(title="(a) Test accuracy", xlabel="training step (thousands)",
-             ylabel="test accuracy (fraction)", ylim=(0.7, 1.0))
-    ax_a.legend(loc="lower right")
+        acc = 100 * np.array([f.test_accuracy[label] for f in [fig1] + others])
+        name = "Without BN" if label == "no BN" else "With BN"
+        if others:
+            ax_a.fill_between(steps, acc.min(0), acc.max(0), color=color, alpha=0.25,
+                              lw=0)
+            inset.fill_between(steps[late] / 1000, acc.min(0)[late],
+                               acc.max(0)[late], color=color, alpha=0.25, lw=0)
+            name += f", seed {fig1.meta['seed']}"
+        ax_a.plot(steps, acc[0], color=color, label=name)
+        inset.plot(steps[late] / 1000, acc[0][late], color=color, lw=1)
+    ax_a.set(title="(a) Test accuracy", ylabel="test accuracy (%)", ylim=(0, 100))
+    ax_a.legend(loc="lower left", bbox_to_anchor=(0.38, 0.55), fontsize=8.5)
+    inset.set_title("steps 20k-50k", fontsize=8.5)
+    inset.tick_params(labelsize=8.5)
     for ax, label, color, name in ((ax_b, "no BN", NO_BN_COLOR, "(b) Without BN"),
                                    (ax_c, "BN", BN_COLOR, "(c) With BN")):
         p = fig1.percentiles[label][:, :, unit]
         for j, (q, style) in enumerate(zip(PERCENTILES, (":", "-", "--"), strict=True)):
-            ax.plot(k_steps, p[:, j], color=color, linestyle=style, label=f"{q}th")
-        ax.set(title=f"{name}: layer {fig1.meta['layer']}, unit {unit}",
-               xlabel="training step (thousands)")
+            ax.plot(steps, p[:, j], color=color, linestyle=style, label=f"{q}th")
+        ax.set_title(f"{name}: layer {fig1.meta['layer']}, unit {unit}")
     ax_b.sharey(ax_c)
     low, high = ax_b.get_ylim()
     ax_b.set_ylim(low - 0.3 * (high - low), high)  # room for the legends below
     for ax in (ax_b, ax_c):
-        ax.legend(title="percentile", loc="lower center", ncol=3)
+        ax.legend(title="percentile", loc="lower center", ncol=3, fontsize=8.5,
+                  title_fontsize=8.5)
+    for ax in (ax_a, ax_b, ax_c):
+        ax.set_xscale("symlog", linthresh=500, linscale=0.4)
+        ax.set_xlim(0, steps[-1])
+        ax.set_xticks([0, 500, 5000, 50_000], ["0", "500", "5k", "50k"])
+        ax.set_xlabel("training step (log scale past 500)")
     ax_b.set_ylabel("sigmoid input z (percentiles\nover the probe images)")
+    seeds = "" if not others else f"; band in (a): seeds {fig1.meta['seed']}, " + \
+        ", ".join(str(o.meta["seed"]) for o in others)
     fig.suptitle(f"Figure 1 reproduced: MNIST, {fig1.meta['steps']:,} steps of "
-                 f"{fig1.meta['batch_size']} examples, seed {fig1.meta['seed']}")
+                 f"{fig1.meta['batch_size']} examples, seed {fig1.meta['seed']}{seeds}")
     return fig

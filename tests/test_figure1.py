@@ -177,4 +177,24 @@ def test_plot_has_three_labelled_panels(shipped):
     assert all(ax.get_xlabel() and ax.get_legend() for ax in axes)
     with pytest.raises(ValueError, match="unit"):
         figure1.plot_figure1(shipped, unit=100)
+    assert axes[0].get_xscale() == "symlog" and axes[0].child_axes  # log x, inset
     plt.close(fig)
+    fig = figure1.plot_figure1(shipped, others=[shipped])  # the seed band in (a)
+    assert len(fig.axes[0].collections) == 2
+    plt.close(fig)
+    with pytest.raises(ValueError, match="others"):
+        figure1.plot_figure1(shipped, others=[shipped.until(1000)])
+
+
+def test_every_shipped_seed_loads_and_says_its_seed():
+    runs = figure1.load_seeds()
+    assert sorted(runs) == sorted(figure1.SEEDS) and len(runs) >= 3
+    for seed, run in runs.items():
+        assert run.meta["seed"] == seed
+        assert figure1.path_for(seed).stat().st_size < 1_000_000
+        for key in ("lr", "init_std", "steps", "batch_size", "record_every"):
+            assert run.meta[key] == figure1.SETTINGS[key], (seed, key)
+    accs = [run.test_accuracy["BN"] for run in runs.values()]
+    assert not any(np.array_equal(accs[0], a) for a in accs[1:])  # really other seeds
+    with pytest.raises(ValueError, match="seed"):
+        figure1.path_for(-1)

@@ -235,3 +235,87 @@ def test_track_bad_args(mnist, kw, err):
     kw = dict(lr=0.5, etas=(0.0,), seed=0, progress=False) | kw
     with pytest.raises(err):
         landscape.track(_net(False), x, y, **kw)
+
+
+# ------------------------------------------------------------------ added for issue 9
+
+def test_noisy_bn_per_example_noise():
+    z = torch.from_numpy(np.random.default_rng(1).normal(2, 3, (4000, 50))).float()
+    plain = nn.BatchNorm1d(50)
+    noisy = landscape.NoisyBatchNorm1d(50, max_shift=1.0, max_scale=2.0, seed=5,
+                                       noise_std=1.0)
+    with torch.no_grad():
+        out = noisy(z)
+        clean = plain(z)
+    torch.testing.assert_close(noisy.last_clean, clean)
+    resid = out - clean * noisy.last_scale - noisy.last_shift  # std_k * xi_ik
+    assert ((noisy.last_std >= 0) & (noisy.last_std <= 1)).all()
+    # per example: independent N(0, std_k^2) in each column (4000 rows: 5 % error)
+    np.testing.assert_allclose(resid.std(0).numpy(), noisy.last_std.numpy(), rtol=0.08,
+                               atol=0.01)
+    assert resid.mean(0).abs().max() < 0.1
+    first_std = noisy.last_std.clone()
+    with torch.no_grad():
+        noisy(z)
+    assert not torch.equal(noisy.last_std, first_std)  # moments redrawn every pass
+    noisy.eval()
+    plain.load_state_dict(noisy.state_dict())
+    plain.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(noisy(z), plain(z) * 1.5)
+
+
+def test_bn_output_recorder_against_hand_computed(mnist):
+    x, y = mnist
+    net = landscape.add_noise(_net(True), max_shift=1.0, max_scale=2.0, seed=0,
+                              noise_std=0.5)
+    probe = x[:100]
+    with landscape.BNOutputRecorder(net, n_rows=100) as rec:
+        training.train(net, x, y, eval_x=x[:50], eval_y=y[:50], probe_x=probe, lr=0.5,
+                       steps=20, seed=0, record_every=10, progress=False)
+    assert [m.shape for m in rec.mean] == [(3, 100)] * 3
+    # oracle: the last checkpoint by hand, BN output of layer 1 (no noise before it)
+    bn1 = net[1]
+    with torch.no_grad():
+        wu = net[0](probe).double()
+        x_hat = (wu - wu.mean(0)) / torch.sqrt(wu.var(0, correction=0) + bn1.eps)
+        want = (bn1.weight.double() * x_hat + bn1.bias.double())
+    np.testing.assert_allclose(rec.mean[0][-1], want.mean(0).numpy(), atol=1e-5)
+    np.testing.assert_allclose(rec.std[0][-1], want.std(0, correction=0).numpy(),
+                               rtol=1e-4, atol=1e-5)
+    d_mu, d_s = rec.drift()
+    np.testing.assert_allclose(d_mu[0], np.abs(np.diff(rec.mean[0], axis=0)).mean())
+    assert d_mu.shape == d_s.shape == (3,)
+    with pytest.raises(ValueError, match="no BatchNorm1d"):
+        landscape.BNOutputRecorder(_net(False), n_rows=10)
+
+
+def test_track_relative_ics_and_several_batches(mnist):
+    x, y = mnist
+    tr = landscape.track(_net(False), x, y, lr=0.5, steps=20, every=10,
+                         etas=(0.5,), seed=2, n_batches=3, progress=False)
+    assert tr.ics_rel.shape == (3, 3) and (tr.ics_rel > 0).all()
+    one = landscape.track(_net(False), x, y, lr=0.5, steps=20, every=10,
+                          etas=(0.5,), seed=2, n_batches=1, progress=False)
+    np.testing.assert_array_equal(one.loss, tr.loss)  # same training either way
+    # n_batches=1: ics_rel is ||G - G'|| / ||G|| on the update's batch (hand oracle)
+    fresh = _net(False)
+    gen = torch.Generator().manual_seed(2)
+    idx = torch.randperm(len(x), generator=gen)[:60]
+    _, (g,) = _hand_moved_grad(fresh, x[idx], y[idx], move=set(), step=0.0,
+                               wrt=["2.weight"])
+    _, (g2,) = _hand_moved_grad(fresh, x[idx], y[idx], move={"0.weight", "0.bias"},
+                                step=0.5, wrt=["2.weight"])
+    want = float((g - g2).double().norm() / g.double().norm())
+    np.testing.assert_allclose(one.ics_rel[0, 0], want, rtol=1e-4)
+    with torch.no_grad():
+        want_loss = float(F.cross_entropy(fresh(x[idx]), y[idx]))
+    np.testing.assert_allclose(one.loss_now[0], want_loss, rtol=1e-6)
+
+
+def test_track_progress_bar_ends_full(mnist, capsys):
+    x, y = mnist
+    landscape.track(_net(False), x, y, lr=0.5, steps=20, every=10, etas=(0.5,),
+                    seed=0, progress=True, desc="bar")
+    err = capsys.readouterr().err
+    assert "20/20" in err and "21" not in err.split("bar")[-1]
