@@ -12,6 +12,7 @@ One module per idea; import the one you need:
 - ``data``       the MNIST loader (checksum-verified, offline)
 - ``models``     the paper's MNIST MLP, with or without BN, built by one function
 - ``training``   a seeded training loop that records per-layer activation statistics
+- ``ics_dashboard`` a deep net's forward and gradient side over training (notebook 01)
 - ``plots``      the course figure style and the figures notebooks draw in one call
 - ``widgets``    ipywidgets explorers (plain functions, testable without a browser)
 - ``compgraph``  the BN computational graph, drawn with matplotlib

@@ -31,8 +31,8 @@ from tqdm.auto import trange
 from bn_helpers import _validate as v
 from bn_helpers.models import activation_modules, check_seed
 
-__all__ = ["PERCENTILES", "History", "activation_inputs", "train", "drift_per_interval",
-           "activation_drift", "drift_table"]
+__all__ = ["PERCENTILES", "History", "activation_inputs", "sgd_steps", "train",
+           "drift_per_interval", "activation_drift", "drift_table"]
 
 PERCENTILES = (15, 50, 85)  # as in Fig. 1(b, c)
 
@@ -183,6 +183,40 @@ def _check_range(hist_range) -> tuple[float, float]:
     return float(hist_range[0]), float(hist_range[1])
 
 
+def sgd_steps(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, *,
+              lr: float, steps: int, seed: int, batch_size: int = 60):
+    """Plain mini-batch SGD on mean cross-entropy, one step per iteration.
+
+    Yields (step, loss) for step = 1..steps, *after* the update of that step, while
+    each parameter's .grad still holds the gradient that update used (it is cleared
+    when the next step starts, and after the last): a caller can record weights,
+    gradients and the activations of this step's forward pass before asking for the
+    next step.
+    Batches are consecutive slices of a permutation drawn each epoch from a
+    torch.Generator seeded with `seed`. train_x (N, D_in) float32 and train_y (N,)
+    int64 tensors, already checked (as `train` does).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    gen = torch.Generator().manual_seed(seed)
+    per_epoch = len(train_x) // batch_size
+    model.train()
+    for step in range(1, steps + 1):
+        slot = (step - 1) % per_epoch
+        if slot == 0:
+            order = torch.randperm(len(train_x), generator=gen)
+        idx = order[slot * batch_size:(slot + 1) * batch_size]
+        for p in params:
+            p.grad = None
+        loss = F.cross_entropy(model(train_x[idx]), train_y[idx])
+        loss.backward()
+        with torch.no_grad():
+            for p in params:  # theta <- theta - lr * (1/m) sum_i d loss_i / d theta
+                p.add_(p.grad, alpha=-lr)
+        yield step, loss.detach()
+    for p in params:  # leave no gradient behind, as after an optimizer's zero_grad
+        p.grad = None
+
+
 def train(model: nn.Module, train_x, train_y, *, eval_x, eval_y, probe_x, lr: float,
           steps: int, seed: int, batch_size: int = 60, record_every: int = 100,
           hist_range=(-10.0, 10.0), bins: int = 100, progress: bool = True,
@@ -234,30 +268,19 @@ def train(model: nn.Module, train_x, train_y, *, eval_x, eval_y, probe_x, lr: fl
         rec = _Recorder(model, probe_x, n_checkpoints, hist_range, bins)
         accuracy = np.empty(n_checkpoints)
         losses = torch.empty(steps)
-        params = [p for p in model.parameters() if p.requires_grad]
-        gen = torch.Generator().manual_seed(seed)
-        per_epoch = len(train_x) // batch_size
         model.train()
         rec.record(0)
         accuracy[0] = _accuracy(model, eval_x, eval_y)
         bar = trange(1, steps + 1, desc=desc, disable=not progress, mininterval=0.5)
-        for step in bar:
-            slot = (step - 1) % per_epoch
-            if slot == 0:
-                order = torch.randperm(len(train_x), generator=gen)
-            idx = order[slot * batch_size:(slot + 1) * batch_size]
-            loss = F.cross_entropy(model(train_x[idx]), train_y[idx])
-            loss.backward()
-            with torch.no_grad():
-                for p in params:  # theta <- theta - lr * (1/m) sum_i d loss_i / d theta
-                    p.add_(p.grad, alpha=-lr)
-                    p.grad = None
-            losses[step - 1] = loss.detach()
+        batches = sgd_steps(model, train_x, train_y, lr=lr, steps=steps, seed=seed,
+                            batch_size=batch_size)
+        for _, (step, loss) in zip(bar, batches, strict=True):
+            losses[step - 1] = loss
             if step % record_every == 0:
                 c = step // record_every
                 rec.record(c)
                 accuracy[c] = _accuracy(model, eval_x, eval_y)
-                bar.set_postfix(loss=f"{float(losses[step - 1]):.3f}",
+                bar.set_postfix(loss=f"{float(loss):.3f}",
                                 acc=f"{accuracy[c]:.3f}", refresh=False)
 
     config = dict(seed=seed, lr=lr, steps=steps, batch_size=batch_size,

@@ -20,7 +20,7 @@ from PIL import Image
 
 from bn_helpers import plots
 
-__all__ = ["ics_explorer", "lr_explorer", "framed", "caption"]
+__all__ = ["ics_explorer", "ics_dashboard", "lr_explorer", "framed", "caption"]
 
 # Keyboard focus drawn as a thick orange (Okabe-Ito) outline on every control of a
 # framed widget: Lab's default focus ring on a slider handle is hard to see.
@@ -70,7 +70,8 @@ def ics_explorer(histories, *, layer: int = 1, step: int | None = None,
 
     histories: {label: training.History} recorded at the same checkpoints, e.g.
         {"no BN": h_plain, "BN": h_bn}; drawn on shared axes in their course colours.
-    layer: hidden layer shown first (1..L); step: checkpoint shown first (default last);
+    layer: hidden layer shown first (1..L); step: checkpoint shown first (default the
+    first, so that ArrowRight and dragging right move at once);
     unit: the unit whose percentile band (Fig. 1b, c) is drawn on the right.
     Returns VBox(children=(HBox(step slider, layer buttons), Output)); moving either
     control redraws the Output's image.
@@ -83,7 +84,7 @@ def ics_explorer(histories, *, layer: int = 1, step: int | None = None,
     if len(steps) < 2:
         raise ValueError("histories must have at least 2 checkpoints to scrub through")
     every = int(steps[1] - steps[0])
-    step = int(steps[-1]) if step is None else step
+    step = int(steps[0]) if step is None else step
     if isinstance(step, bool) or not isinstance(step, (int, np.integer)) \
             or step not in steps:
         raise ValueError(f"step must be a recorded checkpoint (0, {every}, ..., "
@@ -91,9 +92,10 @@ def ics_explorer(histories, *, layer: int = 1, step: int | None = None,
 
     slider = ipw.IntSlider(value=int(step), min=0, max=int(steps[-1]), step=every,
                            description="step", continuous_update=True)
-    layers = ipw.ToggleButtons(options=[(f"layer {i}", i)
+    layers = ipw.ToggleButtons(options=[(f"{i}", i)
                                         for i in range(1, first.n_layers + 1)],
-                               value=layer, description="layer")
+                               value=layer, description="layer",
+                               style={"button_width": "34px"}, layout={"width": "auto"})
     out = ipw.Output()
 
     # One figure for the widget's lifetime; a redraw swaps data and re-encodes the PNG.
@@ -144,7 +146,8 @@ def ics_explorer(histories, *, layer: int = 1, step: int | None = None,
     redraw()
     slider.observe(redraw, names="value")
     layers.observe(redraw, names="value")
-    return ipw.VBox([ipw.HBox([slider, layers]), out])
+    return ipw.VBox([ipw.HBox([slider, layers], layout={"flex_flow": "row nowrap",
+                                                        "align_items": "center"}), out])
 
 
 def _moving_average(a: np.ndarray, k: int) -> np.ndarray:
@@ -240,3 +243,66 @@ def lr_explorer(sweep, *, lr: float | None = None, smooth: int = 20) -> ipw.VBox
     slider.observe(redraw, names="value")
     return framed(slider, out, "the rates at which the no-BN net stays near chance "
                   "(10%) while the BN net still learns; arrow keys step through them.")
+
+
+def ics_dashboard(pairs, *, units: int = 20) -> ipw.VBox:
+    """Scrub a deep net's training: every layer, every checkpoint, two init scales.
+
+    pairs: {init label: {"no BN": ics_dashboard.Trace, "BN": Trace}}, all recorded at
+        the same checkpoints. units: how many units' trajectories to draw.
+    Every picture is drawn here, once (ics_dashboard.ExplorerFrames); the controls
+    switch between them in the browser (Stack + jslink), with no kernel round trip.
+    Returns VBox(HBox(step slider, "layer", layer buttons, "init std", init buttons),
+    Stack, caption), laid out like `framed`: the Stack holds one Stack per init,
+    holding one Stack of Images per layer.
+    """
+    from bn_helpers import ics_dashboard as dash
+
+    if not isinstance(pairs, dict) or not pairs or not all(
+            isinstance(p, dict) and set(p) == {"no BN", "BN"} for p in pairs.values()):
+        raise TypeError("pairs must be a non-empty dict {init label: {'no BN': Trace, "
+                        f"'BN': Trace}}, got {type(pairs).__name__}")
+    if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+        raise ValueError(f"units must be a positive int, got {units!r}")
+    first = next(iter(pairs.values()))["BN"]
+    for label, pair in pairs.items():
+        for t in pair.values():
+            if not isinstance(t, dash.Trace):
+                raise TypeError(f"pairs[{label!r}] must hold ics_dashboard.Trace, "
+                                f"got {type(t).__name__}")
+            if not np.array_equal(t.steps, first.steps) or t.n_layers != first.n_layers:
+                raise ValueError(f"pairs[{label!r}] must share checkpoints and layer "
+                                 "count with the first pair")
+    n_layers = first.n_layers
+    slider = ipw.SelectionSlider(options=[str(s) for s in first.steps], value="0",
+                                 description="step", continuous_update=True,
+                                 layout={"width": "360px"})
+    # labels as separate widgets: a ToggleButtons description wraps above the buttons
+    layers = ipw.ToggleButtons(options=[str(k) for k in range(1, n_layers + 1)],
+                               tooltips=[f"hidden layer {k}"
+                                         for k in range(1, n_layers + 1)],
+                               style={"button_width": "30px"}, layout={"width": "auto"})
+    inits = ipw.ToggleButtons(options=[str(k) for k in pairs],
+                              style={"button_width": "42px"}, layout={"width": "auto"})
+    outer = []
+    for pair in pairs.values():
+        frames = dash.ExplorerFrames(pair, units=units)
+        per_layer = []
+        for layer in range(1, n_layers + 1):
+            images = [ipw.Image(value=png, format="png", layout={"width": "100%"})
+                      for png in frames.frames(layer)]
+            per_layer.append(ipw.Stack(images, selected_index=0))
+            ipw.jslink((slider, "index"), (per_layer[-1], "selected_index"))
+        outer.append(ipw.Stack(per_layer, selected_index=0))
+        ipw.jslink((layers, "index"), (outer[-1], "selected_index"))
+    views = ipw.Stack(outer, selected_index=0)
+    ipw.jslink((inits, "index"), (views, "selected_index"))
+    controls = ipw.HBox([slider, ipw.Label("layer"), layers, ipw.Label("init std"),
+                         inits],
+                        layout={"flex_flow": "row nowrap", "align_items": "center"})
+    box = ipw.VBox([controls, views, caption(
+        "with BN, z keeps mean 0 and std near 1 while the pre-BN Wu (grey) drifts; "
+        "without BN, small init starves early layers of gradient, large init "
+        "saturates the sigmoids.")])
+    box.add_class("bn-widget")  # visible keyboard focus (FOCUS_CSS)
+    return box
