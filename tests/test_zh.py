@@ -134,3 +134,9 @@ def test_locale_values_are_chinese():
     assert not latin_only, latin_only
     for key, value in table.items():  # same placeholders, in any order
         assert i18n.placeholders(key) == i18n.placeholders(value), key
+
+
+def test_every_course_notebook_has_a_chinese_edition():
+    missing = [en.stem for en in zh_tool.english_notebooks()
+               if en not in zh_tool.translated_notebooks()]
+    assert not missing, f"no catalogue in notebooks/zh/catalog/ for {missing}"
