@@ -19,8 +19,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
-from bn_helpers import compgraph, figure1, plots, training, widgets  # noqa: E402
+from bn_helpers import (  # noqa: E402
+    compgraph, figure1, lab, lab_widget, plots, training, widgets)
 from bn_helpers.lr_study import LR_GRID, LRSweep  # noqa: E402
 
 
@@ -60,7 +62,26 @@ FIGURES = {
     "compgraph.draw_bn_graph forward": lambda: compgraph.draw_bn_graph(),
     "compgraph.draw_bn_graph backward": lambda: compgraph.draw_bn_graph(backward=True),
     "figure1.plot_figure1": lambda: figure1.plot_figure1(figure1.load_figure1()),
+    "lab_widget.plot_ablation": lambda: lab_widget.plot_ablation(lab.load_ablation()),
+    "lab_widget.draw_lab": lambda: _lab_figure(k=4),
+    "lab_widget.draw_lab diverged": lambda: _lab_figure(k=9),
 }
+# checked with plots.legibility_problems in tests/test_ics_dashboard.py, which records
+# the runs these figures need
+CHECKED_ELSEWHERE = {"ics_dashboard.plot_checkpoint_histograms",
+                     "ics_dashboard.plot_gradient_histograms",
+                     "ics_dashboard.plot_over_time"}
+
+
+def _lab_figure(k: int) -> Figure:
+    """The lab's picture at learning rate LR_GRID[k] from the shipped runs, drawn into a
+    figure of the widget's size (the data arrays are only needed for live training)."""
+    ablation = lab.load_ablation()
+    runs = lab_widget.LRLab(None, None, None, None, ablation)
+    setting = lab.Setting(**{**ablation["bn"].meta["setting"], "steps": 400})
+    fig = plt.figure(figsize=(11.0, 3.9), layout="none")
+    lab_widget.draw_lab(fig, runs.lrs, runs.view(setting, 3), k, setting)
+    return fig
 
 
 
@@ -137,7 +158,7 @@ def test_every_figure_function_is_covered():
 
     import bn_helpers
 
-    covered = {name.split()[0] for name in FIGURES}
+    covered = {name.split()[0] for name in FIGURES} | CHECKED_ELSEWHERE
     missing = []
     for info in pkgutil.iter_modules(bn_helpers.__path__):
         module = importlib.import_module(f"bn_helpers.{info.name}")

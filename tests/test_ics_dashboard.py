@@ -13,7 +13,7 @@ from ipywidgets.widgets.widget import _instances
 from ipywidgets.widgets.widget_link import Link
 
 from bn_helpers import ics_dashboard as dash
-from bn_helpers import models, training, widgets
+from bn_helpers import models, plots, training, widgets
 from bn_helpers.data import load_mnist
 
 SIZES = (784, 20, 20, 20, 10)
@@ -176,14 +176,10 @@ def test_record_bad_arguments(data):
 # ---------------------------------------------------------------- figures, widget
 
 def _legible(fig):
-    """Text >= 9 px and height <= 700 px when the figure is shown 900 px wide."""
-    width = fig.get_figwidth()
-    assert fig.get_figheight() / width * 900 <= 700
-    fig.canvas.draw()
-    for text in fig.findobj(plt.Text):
-        if text.get_visible() and text.get_text().strip():
-            px = text.get_fontsize() / 72 * 900 / width
-            assert px >= 9, f"{text.get_text()!r}: {px:.1f} px"
+    """The course's legibility check at a 900 px notebook column (text >= 9 px, no
+    overlapping text, height <= 700 px)."""
+    problems = plots.legibility_problems(fig)
+    assert not problems, problems
 
 
 @pytest.fixture(scope="module")
