@@ -43,9 +43,12 @@ test-fast: $(STAMP)  ## unit tests only (no notebooks, no browser)
 # e.g. make bench BENCH_ARGS=--figures (also check every notebook figure's legibility)
 BENCH_ARGS ?=
 
-bench: $(STAMP)  ## speed and memory: BN kernels, notebook run-all budget
+bench: $(STAMP)  ## speed and memory: kernels, notebooks, the lab's latency, grading
 	$(PY) tools/bench_kernels.py
 	$(PY) tools/bench_notebooks.py $(BENCH_ARGS)
+	$(PY) tools/bench_lab.py
+	@# instructor-only: the student edition has no grader to time
+	@if [ -f tools/bench_grading.py ]; then $(PY) tools/bench_grading.py; fi
 
 nav: $(STAMP)  ## rewrite prev/next navigation and the index in 00_start_here
 	$(PY) tools/navigation.py
