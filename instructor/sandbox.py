@@ -99,13 +99,15 @@ def _bwrap_argv(job_dir: Path, argv: list[str], hide: list[str]) -> list[str]:
             cmd += ["--symlink", os.readlink(target), str(target)]
         elif target.is_dir():
             cmd += ["--ro-bind", str(target), str(target)]
+    # a private /tmp first: mounts are made in order, and a venv may live under /tmp
+    # (a CI checkout there), so the Python folders are bound on top of it, not hidden
+    cmd += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     for root in _python_roots():
         if not root.startswith(("/usr/", "/etc/")):
             cmd += ["--ro-bind", root, root]
     for path in hide:  # e.g. torch for a numpy exercise: an empty folder instead
         cmd += ["--tmpfs", path]
     cmd += [
-        "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
         "--bind", str(job_dir), SANDBOX, "--chdir", SANDBOX,
         "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
         "--die-with-parent", "--new-session", "--clearenv",
