@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bn_helpers import lab, plots
-from bn_helpers.widgets import _png_output
+from bn_helpers.widgets import _png_output, caption
 
 __all__ = ["NETS", "CONTROLS", "LRLab", "lab_widget", "draw_lab", "plot_ablation",
            "steps_to", "stable_range"]
@@ -249,7 +249,11 @@ def lab_widget(lab_runs: LRLab, *, lr: float | None = None) -> ipw.VBox:
     slider.observe(on_slider, names="value")
     for c in controls.values():
         c.observe(update, names="value")
-    return ipw.VBox([slider, *controls.values(), ipw.HBox([progress, status]), stack])
+    box = ipw.VBox([slider, *controls.values(), ipw.HBox([progress, status]), stack,
+                    caption("where each net's loss first ends above its start (lr*, "
+                            "dashed), and how accurate it is at the budget below that")])
+    box.add_class("bn-widget")  # visible keyboard focus (widgets.FOCUS_CSS)
+    return box
 
 
 # ---------------------------------------------------------------- the ablation

@@ -160,7 +160,8 @@ def test_lab_widget_caches_and_trains_live():
     runs = lab_widget.LRLab(x, y, xt, yt, lab.load_ablation())
     box = lab_widget.lab_widget(runs, lr=1.36)
     slider, *controls = box.children[:8]
-    stack = box.children[-1]
+    stack, note = box.children[-2:]
+    assert "Look for:" in note.value and "bn-widget" in box._dom_classes
     assert isinstance(stack, ipw.Stack) and stack.selected_index == slider.index == 3
     # every picture of the cached default setting is drawn, all different
     pictures = [p.outputs[0]["data"]["image/png"] for p in stack.children]
