@@ -19,6 +19,7 @@ from bn_helpers import _validate as v
 __all__ = [
     "MNIST_FILES",
     "DataIntegrityError",
+    "write_stable_npz",
     "default_data_dir",
     "load_mnist",
     "verify_file",
@@ -154,3 +155,18 @@ def load_mnist(
     if flatten:
         x = x.reshape(len(x), -1)
     return x, labels.astype(np.int64)
+
+
+def write_stable_npz(path, entries: dict) -> None:
+    """Write `entries` ({name: array}) as an .npz whose bytes depend only on the
+    numbers: fixed zip timestamps, no pickles. Shipped result files use it, so the
+    same run gives the same sha256."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, arr in entries.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)),
+                        buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED)

@@ -15,10 +15,8 @@ live to show that the shipped numbers come from this code::
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import platform
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bn_helpers import _validate as v
-from bn_helpers.data import DataIntegrityError, load_mnist
+from bn_helpers.data import DataIntegrityError, load_mnist, write_stable_npz
 from bn_helpers.plots import BN_COLOR, NO_BN_COLOR
 from bn_helpers.training import PERCENTILES
 
@@ -178,12 +176,7 @@ def save_figure1(fig1: Figure1, path=DEFAULT_PATH) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     entries = _arrays(fig1) | {"meta": np.array(json.dumps(fig1.meta, sort_keys=True))}
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, arr in entries.items():
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=False)
-            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)),
-                        buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
+    write_stable_npz(path, entries)
     digest = sha256_of(path)
     sums = path.parent / "SHA256SUMS"
     lines = [ln for ln in (sums.read_text().splitlines() if sums.exists() else [])

@@ -30,10 +30,8 @@ convention), like ``model.eval()``.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from bn_helpers import _validate as v
-from bn_helpers.data import DataIntegrityError
+from bn_helpers.data import DataIntegrityError, write_stable_npz
 from bn_helpers.training import _torch_threads
 
 __all__ = ["NORMS", "INITS", "ACTIVATIONS", "PLACEMENTS", "Setting", "Runs",
@@ -332,12 +330,7 @@ def save_ablation(runs_by_norm: dict, path=DEFAULT_PATH) -> str:
     for norm, runs in runs_by_norm.items():
         entries[f"loss_{norm}"] = runs.loss
         entries[f"acc_{norm}"] = runs.accuracy
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, arr in entries.items():
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=False)
-            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)),
-                        buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED)
+    write_stable_npz(path, entries)
     digest = sha256_of(path)
     (path.parent / "SHA256SUMS").write_text(f"{digest}  {path.name}\n")
     return digest
