@@ -47,7 +47,7 @@ bench: $(STAMP)  ## speed and memory: kernels, notebooks, the lab's latency, gra
 	$(PY) tools/bench_kernels.py
 	$(PY) tools/bench_notebooks.py $(BENCH_ARGS)
 	$(PY) tools/bench_lab.py
-	@# instructor-only: the student edition has no grader to time
+	@# complete edition only: the student edition has no grader to time
 	@if [ -f tools/bench_grading.py ]; then $(PY) tools/bench_grading.py; fi
 
 nav: $(STAMP)  ## rewrite prev/next navigation and the index in 00_start_here
