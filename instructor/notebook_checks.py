@@ -30,7 +30,7 @@ class ExerciseResult:
     errors: list[str] = field(default_factory=list)
 
 
-def _execute(nb, folder: Path, timeout: int) -> str | None:
+def _execute(nb, folder: Path, timeout: int, kernel_args=()) -> str | None:
     """Run nb in a fresh kernel, in place; return why it stopped early, if it did."""
     from nbclient import NotebookClient  # imported here: only the grader needs it
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -41,6 +41,7 @@ def _execute(nb, folder: Path, timeout: int) -> str | None:
         kernel_name="python3",
         allow_errors=True,
         resources={"metadata": {"path": str(folder)}},
+        extra_arguments=list(kernel_args),
     )
     # the kernel imports the bn_helpers of the edition the notebook belongs to, not
     # whatever `pip install -e` put on the path (a student edition must run its stubs)
@@ -80,7 +81,8 @@ def _with_answers(reference, submission):
     return nb
 
 
-def grade(path: str | Path, timeout: int = 600, reference: str | Path | None = None):
+def grade(path: str | Path, timeout: int = 600, reference: str | Path | None = None,
+          figure_guard: bool = False):
     """Execute a notebook in a fresh kernel; return (exercise results, other errors).
 
     An exercise passes when its cell and every check cell after it (up to the next
@@ -88,6 +90,8 @@ def grade(path: str | Path, timeout: int = 600, reference: str | Path | None = N
     instructor's notebook), only the exercise cells of `path` are used and the checks
     come from the reference. Errors in cells that are neither exercises nor checks are
     returned separately: the notebook itself is broken, not the student's answer.
+    With `figure_guard`, the kernel loads ``bn_helpers.plots``' figure guard and each
+    figure it finds illegible (text under 9 px, overlapping labels...) is such an error.
     """
     path = Path(path)
     if not path.is_file():
@@ -95,7 +99,8 @@ def grade(path: str | Path, timeout: int = 600, reference: str | Path | None = N
     nb = nbformat.read(path, as_version=4)
     if reference is not None:
         nb = _with_answers(nbformat.read(reference, as_version=4), nb)
-    stopped = _execute(nb, path.parent, timeout)
+    stopped = _execute(nb, path.parent, timeout,
+                       ["--ext=bn_helpers.plots"] if figure_guard else ())
     results: list[ExerciseResult] = []
     other: list[str] = [f"execution stopped: {stopped}"] if stopped else []
     checked: list[bool] = []
@@ -119,6 +124,10 @@ def grade(path: str | Path, timeout: int = 600, reference: str | Path | None = N
                 results[-1].errors.append(f"cell {i}: {err}")
         elif err and not stopped:
             other.append(f"cell {i}: {err}")
+    if figure_guard:
+        from bn_helpers.plots import figure_guard_failures
+
+        other += [f"figure: {line}" for line in figure_guard_failures(nb)]
     for result, has_check in zip(results, checked, strict=True):
         if not has_check:
             result.passed = False

@@ -240,3 +240,23 @@ def test_figure_guard_reports_from_a_kernel(how, tmp_path, monkeypatch):
     assert found[0].startswith(f"cell {nb.cells[0].id}: {plots.GUARD_TAG}")
     shown = [o for c in nb.cells for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(shown) == 2  # the guard reports; it never hides a figure
+
+
+@pytest.mark.notebook
+def test_the_notebook_test_fails_on_an_illegible_figure(tmp_path):
+    """tests/test_notebooks.py grades with figure_guard=True: a notebook whose figure is
+    illegible is reported as broken, outside its exercises."""
+    import nbformat
+
+    from instructor import grading
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots(figsize=(20, 3))\nax.set_title('too wide')")]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    assert grading.grade(path, timeout=120) == ([], [])
+    results, other = grading.grade(path, timeout=120, figure_guard=True)
+    assert results == [] and len(other) == 1
+    assert other[0].startswith("figure: cell ") and "'too wide'" in other[0]
