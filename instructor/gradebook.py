@@ -22,6 +22,7 @@ import re
 import shutil
 import tempfile
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -102,13 +103,18 @@ def grade_all(submissions: str | Path, out: str | Path, *, jobs: int = 1,
     failed, failed_rows = 0, {}
 
     def one(folder: Path) -> tuple[str, list[sub.Row], bool]:
-        try:
-            return folder.name, grader.grade(folder, folder.name), True
-        except Exception as err:  # noqa: BLE001 - one student never stops the batch
-            row = sub.Row(folder.name, "*", 0.0, 0.0, "error",
-                          f"the grader failed on this submission: "
-                          f"{type(err).__name__}: {err}")
-            return folder.name, [row], False
+        # the grader's own failure (not the student's code, which only ever runs in a
+        # sandbox) may be transient, e.g. a fork refused under load: one more try
+        for attempt in (1, 2):
+            try:
+                return folder.name, grader.grade(folder, folder.name), True
+            except Exception as err:  # noqa: BLE001 - one student never stops the batch
+                frame = traceback.extract_tb(err.__traceback__)[-1]
+                why = (f"{type(err).__name__}: {err} (at {Path(frame.filename).name}"
+                       f":{frame.lineno}, attempt {attempt} of 2)")
+        row = sub.Row(folder.name, "*", 0.0, 0.0, "error",
+                      f"the grader failed on this submission: {why}")
+        return folder.name, [row], False
 
     start = time.monotonic()
     try:

@@ -94,3 +94,37 @@ def test_grade_all_twenty_students(tmp_path, monkeypatch):
     assert len(feedback) == 20
     assert "Hint: eps is outside the square root" in (
         tmp_path / "gradebook_feedback" / "s08_eps_outside.txt").read_text()
+
+
+class _FlakyGrader:
+    """Breaks on its first `failures` calls for a student (the grader's fault)."""
+
+    def __init__(self, failures: int):
+        self.failures, self.calls = failures, {}
+
+    def grade(self, folder, student):
+        self.calls[student] = self.calls.get(student, 0) + 1
+        if self.calls[student] <= self.failures:
+            raise OSError(11, "Resource temporarily unavailable")
+        return [gradebook.sub.Row(student, "2.1", 3.0, 3.0, "pass", "ok")]
+
+
+@pytest.mark.parametrize("failures, graded", [(1, 2), (2, 0)])
+def test_a_grader_failure_is_retried_once_then_reported(tmp_path, failures, graded):
+    for name in ("alice", "bob"):
+        (tmp_path / "subs" / name).mkdir(parents=True)
+    out = tmp_path / "gradebook.csv"
+    grader = _FlakyGrader(failures)
+    done, failed = gradebook.grade_all(tmp_path / "subs", out, grader=grader,
+                                       progress=False)
+    assert (done, failed) == (graded, 2 - graded)
+    assert grader.calls == {"alice": min(failures + 1, 2), "bob": min(failures + 1, 2)}
+    with open(out, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if failures == 1:
+        assert [(r["student"], r["points"]) for r in rows] == [("alice", "3.0"),
+                                                               ("bob", "3.0")]
+    else:
+        assert [r["exercise"] for r in rows] == ["*", "*"]
+        assert all("Errno 11" in r["message"] and "attempt 2 of 2" in r["message"]
+                   for r in rows)
