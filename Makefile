@@ -48,7 +48,7 @@ bench: $(STAMP)  ## speed and memory: kernels, notebooks, the lab's latency, gra
 	$(PY) tools/bench_notebooks.py $(BENCH_ARGS)
 	$(PY) tools/bench_lab.py
 	@# complete edition only: the student edition has no grader to time
-	@if [ -f tools/bench_grading.py ]; then $(PY) tools/bench_grading.py; fi
+	@if [ -f tools/bench_grading.py ]; then $(PY) -m tools.bench_grading; fi
 
 nav: $(STAMP)  ## rewrite prev/next navigation and the index in 00_start_here
 	$(PY) tools/navigation.py
@@ -77,4 +77,4 @@ grade-all: $(STAMP)  ## a class: make grade-all SUBMISSIONS=DIR JOBS=2 OUT=grade
 	$(PY) -m instructor.grading grade-all $(SUBMISSIONS) --jobs $(JOBS) --out $(OUT) $(FORCE)
 
 bench-grading: $(STAMP)  ## seconds to grade one student's whole course (target <= 15 s)
-	$(PY) tools/bench_grading.py
+	$(PY) -m tools.bench_grading

@@ -1,7 +1,7 @@
 """Seconds to grade one student's whole course on the hidden tests, and students per
 minute with --jobs 1 and 2 (target: one student <= 15 s on 2 cores, no re-training).
 
-    python tools/bench_grading.py [--students 4]
+    python -m tools.bench_grading [--students 4]   # from the repository root
 
 Each student is a copy of the worked solutions (bn_helpers/batchnorm.py and the
 notebooks), so every exercise runs all its cases. Instructor-only: not in the student
