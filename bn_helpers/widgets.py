@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
 from PIL import Image
 
-from bn_helpers import plots
+from bn_helpers import parallel, plots
 
 __all__ = ["ics_explorer", "ics_dashboard", "lr_explorer", "framed", "caption"]
 
@@ -284,13 +284,18 @@ def ics_dashboard(pairs, *, units: int = 20) -> ipw.VBox:
                                style={"button_width": "30px"}, layout={"width": "auto"})
     inits = ipw.ToggleButtons(options=[str(k) for k in pairs],
                               style={"button_width": "42px"}, layout={"width": "auto"})
-    outer = []
-    for pair in pairs.values():
+    def draw(pair):  # every frame of one init scale: {layer: [PNG bytes per step]}
         frames = dash.ExplorerFrames(pair, units=units)
+        return {layer: frames.frames(layer) for layer in range(1, n_layers + 1)}
+
+    # one init scale per CPU core (the pictures are the same as drawn one by one)
+    drawn = parallel.run_all(draw, list(pairs.values()), progress=False)
+    outer = []
+    for pngs in drawn:
         per_layer = []
         for layer in range(1, n_layers + 1):
             images = [ipw.Image(value=png, format="png", layout={"width": "100%"})
-                      for png in frames.frames(layer)]
+                      for png in pngs[layer]]
             per_layer.append(ipw.Stack(images, selected_index=0))
             ipw.jslink((slider, "index"), (per_layer[-1], "selected_index"))
         outer.append(ipw.Stack(per_layer, selected_index=0))
