@@ -12,18 +12,22 @@ one batched computation; lab.train_runs) with a progress bar, then redraws.
 
 from __future__ import annotations
 
+import base64
+import io
+import os
 import time
 
 import ipywidgets as ipw
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
-from bn_helpers import lab, plots
-from bn_helpers.widgets import _png_output, caption
+from bn_helpers import lab, parallel, plots
+from bn_helpers.widgets import caption
 
-__all__ = ["NETS", "CONTROLS", "LRLab", "lab_widget", "draw_lab", "plot_ablation",
-           "steps_to", "stable_range"]
+__all__ = ["NETS", "CONTROLS", "LRLab", "lab_widget", "draw_lab", "lab_frames",
+           "plot_ablation", "steps_to", "stable_range"]
 
 NETS = {"no BN": "none", "BN": "bn"}  # label -> lab norm
 COLORS = {"no BN": plots.NO_BN_COLOR, "BN": plots.BN_COLOR}
@@ -41,6 +45,12 @@ NORM_LABELS = {"none": "no normalisation", "center": "centring only",
                "scale": "scaling only", "bn": "full BN", "wn": "weight norm"}
 NORM_COLORS = {"none": plots.NO_BN_COLOR, "center": "#009E73", "scale": "#CC79A7",
                "bn": plots.BN_COLOR, "wn": "#E69F00"}
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished worker processes."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 class LRLab:
@@ -78,15 +88,19 @@ class LRLab:
         if not seeds:
             return
         x, y, ex, ey = self.data
-        wall, cpu = time.perf_counter(), time.process_time()
-        for net, norm in NETS.items():
-            runs = lab.train_runs(x, y, eval_x=ex, eval_y=ey, norm=norm,
-                                  lrs=[lr] * len(seeds), seeds=seeds, setting=setting)
+        wall, cpu = time.perf_counter(), _cpu_seconds()
+        # the two nets side by side, one per CPU core (the same numbers as one by one)
+        trained = parallel.run_all(
+            lambda norm: lab.train_runs(x, y, eval_x=ex, eval_y=ey, norm=norm,
+                                        lrs=[lr] * len(seeds), seeds=seeds,
+                                        setting=setting),
+            list(NETS.values()), progress=False)
+        for net, runs in zip(NETS, trained, strict=True):
             for r, seed in enumerate(seeds):
                 self.cache[(setting, net, float(lr), seed)] = (
                     runs.loss[r], float(runs.accuracy[r, -1]))
         self.last_train_s = time.perf_counter() - wall
-        self.last_train_cpu_s = time.process_time() - cpu
+        self.last_train_cpu_s = _cpu_seconds() - cpu
 
     def view(self, setting: lab.Setting, n_seeds: int) -> dict:
         """{net: (loss (K, S, steps) nan where not cached, accuracy (K, S))}."""
@@ -118,8 +132,12 @@ def _diverged_grid(loss: np.ndarray) -> np.ndarray:
     return out.reshape(k, s).T
 
 
-def draw_lab(fig: Figure, lrs, view: dict, k: int, setting: lab.Setting) -> None:
-    """Draw the lab's three panels for learning rate lrs[k] into `fig` (cleared)."""
+def draw_lab(fig: Figure, lrs, view: dict, k: int, setting: lab.Setting) -> list:
+    """Draw the lab's three panels for learning rate lrs[k] into `fig` (cleared).
+
+    Returns the artists that depend on k (the lr markers, the loss panel's curves and
+    its title); `lab_frames` redraws only those for the other learning rates.
+    """
     fig.clear()
     ax_d, ax_a, ax_l = fig.subplots(1, 3)
     fig.subplots_adjust(left=0.07, right=0.99, bottom=0.22, top=0.9, wspace=0.32)
@@ -147,18 +165,7 @@ def draw_lab(fig: Figure, lrs, view: dict, k: int, setting: lab.Setting) -> None
                              alpha=0.18, linewidth=0)
                 ax_d.axvline(np.exp(np.log(star).mean()), color=color, linestyle="--",
                              linewidth=1.2)
-        if not np.isnan(loss[k]).any():
-            sm = _smooth(loss[k])
-            steps = np.arange(20, setting.steps + 1)
-            with np.errstate(invalid="ignore"):
-                ax_l.plot(steps, np.nanmean(sm, axis=0), color=color, label=net)
-                ax_l.fill_between(steps, np.nanmin(sm, axis=0), np.nanmax(sm, axis=0),
-                                  color=color, alpha=0.25, linewidth=0)
-    if np.isnan(view["BN"][0][k]).any():
-        ax_l.text(0.5, 0.5, "not trained yet", ha="center", transform=ax_l.transAxes)
-    lr = lrs[k]
     for ax in (ax_d, ax_a):
-        ax.axvline(lr, color="0.3", linestyle=":", linewidth=1.2)
         ax.set_xscale("log")
         ax.set_xlim(lrs[0] / 1.5, lrs[-1] * 1.5)
         ax.set_xlabel("learning rate (log scale)")
@@ -170,7 +177,6 @@ def draw_lab(fig: Figure, lrs, view: dict, k: int, setting: lab.Setting) -> None
              ylabel="test accuracy (%)")
     ax_a.axhline(10, color="0.5", linestyle=":", linewidth=1.0)
     ax_l.set(yscale="log", ylim=(0.02, 50), xlim=(0, setting.steps),
-             title=f"Training loss at lr = {lab.lr_label(lr)}",
              xlabel="training step", ylabel="cross-entropy, mean of 20 steps")
     ax_a.legend(loc="lower left", fontsize=9)
     fig.text(0.5, 0.015, f"{n_seeds} seeds: line = median (left) / mean, "
@@ -178,6 +184,72 @@ def draw_lab(fig: Figure, lrs, view: dict, k: int, setting: lab.Setting) -> None
              f"init {setting.init}, m = {setting.batch_size}, {setting.activation}, "
              f"{setting.depth} hidden layers, BN {setting.placement} the activation",
              ha="center", fontsize=9)
+    return _draw_lr(fig, lrs, view, k, setting)
+
+
+def _draw_lr(fig: Figure, lrs, view: dict, k: int, setting: lab.Setting) -> list:
+    """What shows learning rate lrs[k]: its markers, loss curves and title."""
+    ax_d, ax_a, ax_l = fig.axes[:3]
+    lr = lrs[k]
+    out = [ax.axvline(lr, color="0.3", linestyle=":", linewidth=1.2)
+           for ax in (ax_d, ax_a)]
+    for net, (loss, _) in view.items():
+        if not np.isnan(loss[k]).any():
+            sm = _smooth(loss[k])
+            steps = np.arange(20, setting.steps + 1)
+            with np.errstate(invalid="ignore"):
+                out += ax_l.plot(steps, np.nanmean(sm, axis=0), color=COLORS[net],
+                                 label=net)
+                out.append(ax_l.fill_between(steps, np.nanmin(sm, axis=0),
+                                             np.nanmax(sm, axis=0), color=COLORS[net],
+                                             alpha=0.25, linewidth=0))
+    if np.isnan(view["BN"][0][k]).any():
+        out.append(ax_l.text(0.5, 0.5, "not trained yet", ha="center",
+                             transform=ax_l.transAxes))
+    out.append(ax_l.set_title(f"Training loss at lr = {lab.lr_label(lr)}"))
+    return out
+
+
+def lab_frames(fig: Figure, lrs, view: dict, order, setting: lab.Setting):
+    """Yield (k, PNG output) for each k in `order`, in that order.
+
+    One full draw of what every learning rate shares (the divergence and accuracy
+    panels, the axes); then, per learning rate, only its own artists are drawn onto a
+    copy of that background (blitting): about 20x faster than a full draw each.
+    """
+    order = list(order)
+    if not order:
+        return
+    artists = draw_lab(fig, lrs, view, order[0], setting)
+    title = artists[-1]
+    for a in artists:
+        a.set_animated(True)
+    fig.canvas.draw()
+    background = fig.canvas.copy_from_bbox(fig.bbox)
+    for i, k in enumerate(order):
+        if i:
+            for a in artists[:-1]:
+                a.remove()
+            artists = _draw_lr(fig, lrs, view, k, setting)
+            for a in artists:
+                a.set_animated(True)
+        fig.canvas.restore_region(background)
+        for a in artists:
+            fig.draw_artist(a)
+        yield k, _png_of_buffer(fig)
+    title.set_animated(False)
+    for a in artists:
+        a.set_animated(False)
+
+
+def _png_of_buffer(fig: Figure) -> dict:
+    """The canvas as it is now (no redraw), as an Output display of a PNG."""
+    buf = io.BytesIO()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    Image.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": data, "text/plain": "<Figure: learning-rate lab>"}}
 
 
 def lab_widget(lab_runs: LRLab, *, lr: float | None = None) -> ipw.VBox:
@@ -213,13 +285,15 @@ def lab_widget(lab_runs: LRLab, *, lr: float | None = None) -> ipw.VBox:
 
     def render(key, order) -> None:
         setting, n_seeds = setting_now()
-        view = None
+        todo = [k for k in order if (key, k) not in pngs]
+        if todo:  # the selected learning rate first: it is on screen
+            view = lab_runs.view(setting, n_seeds)
+            for k, png in lab_frames(fig, lrs, view, todo, setting):
+                pngs[key, k] = png
+                pictures[k].outputs = (png,)
         for k in order:
-            if (key, k) not in pngs:
-                view = lab_runs.view(setting, n_seeds) if view is None else view
-                draw_lab(fig, lrs, view, k, setting)
-                pngs[key, k] = _png_output(fig)
-            pictures[k].outputs = (pngs[key, k],)
+            if k not in todo:
+                pictures[k].outputs = (pngs[key, k],)
 
     def update(change=None) -> None:
         setting, n_seeds = setting_now()
