@@ -5,7 +5,9 @@ Uses the JupyterLab fixture and page helpers of tests/test_browser.py. A small n
 `widgets.ics_dashboard`; the test presses ArrowRight on the step slider and measures,
 in the page, the time from the keydown event to the moment a different picture is
 visible (the Stack switches in the browser, no kernel round trip), then drags the
-slider and clicks a layer button. Budget: 200 ms per change.
+slider and clicks a layer button. Budget: 200 ms per change. Then it saves the
+notebook with its outputs, shuts the kernel down and opens the notebook again: the
+explorer is drawn from the widget state saved with it, with no widget error.
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ def _write_notebook(folder) -> str:
     return "notebooks/_ics_dashboard_probe.ipynb"
 
 
+def _menu(page, menu: str, command: str) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text=menu).first.click()
+    page.locator(f"li[data-command='{command}']").first.click()
+
+
 def test_ics_dashboard_in_jupyterlab(lab, artifacts):
     from playwright.sync_api import sync_playwright
 
@@ -136,6 +143,27 @@ def test_ics_dashboard_in_jupyterlab(lab, artifacts):
             assert page.evaluate(VISIBLE) != before
             page.screenshot(path=artifacts / "ics-after-layer.png")
             check_no_errors(page)
+
+            # saved with its outputs, kernel shut down, notebook opened again: the
+            # widget state saved with the notebook (saveState) draws the explorer
+            # again, with no "Error displaying widget" or "model not found"
+            _menu(page, "File", "docmanager:save")
+            page.wait_for_function(
+                "() => !document.querySelector('.jp-mod-current.jp-mod-dirty')",
+                timeout=30_000)
+            _menu(page, "Kernel", "kernelmenu:shutdown")
+            accept = page.locator(".jp-Dialog .jp-mod-accept")
+            if accept.count():
+                accept.first.click()
+            page.wait_for_timeout(1500)
+            page.reload()
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=TIMEOUT_MS)
+            wait_idle(page)
+            page.wait_for_function(f"({VISIBLE})() !== ''", timeout=60_000)
+            page.screenshot(path=artifacts / "ics-reopened.png")
+            check_no_errors(page)
+            shown = page.locator(".jp-Notebook .jp-OutputArea").all_text_contents()
+            assert not any("model not found" in t for t in shown)
         except Exception:
             page.screenshot(path=artifacts / "ics-failure.png", full_page=True)
             raise
