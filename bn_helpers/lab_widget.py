@@ -220,15 +220,14 @@ def lab_frames(fig: Figure, lrs, view: dict, order, setting: lab.Setting):
     order = list(order)
     if not order:
         return
-    artists = draw_lab(fig, lrs, view, order[0], setting)
-    title = artists[-1]
+    artists = draw_lab(fig, lrs, view, order[0], setting)  # the last is the title
     for a in artists:
         a.set_animated(True)
     fig.canvas.draw()
     background = fig.canvas.copy_from_bbox(fig.bbox)
     for i, k in enumerate(order):
         if i:
-            for a in artists[:-1]:
+            for a in artists[:-1]:  # the title stays: _draw_lr sets its text
                 a.remove()
             artists = _draw_lr(fig, lrs, view, k, setting)
             for a in artists:
@@ -237,8 +236,7 @@ def lab_frames(fig: Figure, lrs, view: dict, order, setting: lab.Setting):
         for a in artists:
             fig.draw_artist(a)
         yield k, _png_of_buffer(fig)
-    title.set_animated(False)
-    for a in artists:
+    for a in artists:  # a later full draw (savefig) shows them again
         a.set_animated(False)
 
 

@@ -159,6 +159,32 @@ def wait_run_all_done(page, timeout_ms: int = TIMEOUT_MS) -> None:
         }""", timeout=timeout_ms)
 
 
+def offline_page(pw):
+    """(browser, page): headless Chromium, every request not to 127.0.0.1 refused
+    (offline, like a locked-down classroom: everything must come from the server)."""
+    browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.route(re.compile(r"^(?!http://127\.0\.0\.1[:/]).*"),
+                  lambda route: route.abort())
+    return browser, context.new_page()
+
+
+def menu(page, name: str, command: str) -> None:
+    """Click Lab's menu `name`, then its item for `command` (e.g. runmenu:run-all)."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=name).first.click()
+    page.locator(f"li[data-command='{command}']").first.click()
+
+
+def open_and_run_all(page, lab, path: str, timeout_ms: int = TIMEOUT_MS) -> None:
+    """Open the notebook at `path` (relative to Lab's root), Run All, wait until done."""
+    page.goto(f"{lab['base']}/lab/tree/{path}?token={lab['token']}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=TIMEOUT_MS)
+    wait_idle(page)
+    menu(page, "Run", "runmenu:run-all")
+    wait_run_all_done(page, timeout_ms=timeout_ms)
+    wait_idle(page)
+
+
 def picture_src(page) -> str:
     return page.locator(f"{WIDGET} {PICTURE}").first.get_attribute("src") or ""
 
@@ -219,25 +245,12 @@ def test_widget_notebook_in_jupyterlab(lab, artifacts):
     assert (REPO / TARGET).exists(), f"{TARGET} is missing"
     started = time.monotonic()
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM),
-                                     args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        # Offline like a locked-down classroom: everything must come from the server.
-        context.route(re.compile(r"^(?!http://127\.0\.0\.1[:/]).*"),
-                      lambda route: route.abort())
-        page = context.new_page()
+        browser, page = offline_page(pw)
         console = []
         page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
         page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
         try:
-            page.goto(f"{lab['base']}/lab/tree/{TARGET}?token={lab['token']}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=TIMEOUT_MS)
-            wait_idle(page)
-
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator("li[data-command='runmenu:run-all']").click()
-            wait_run_all_done(page)
-            wait_idle(page)
+            open_and_run_all(page, lab, TARGET)
             page.screenshot(path=artifacts / "01-run-all.png")
             check_no_errors(page, ("Traceback",))
             try:  # widgets render just after the kernel idles

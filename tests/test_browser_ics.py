@@ -12,14 +12,11 @@ explorer is drawn from the widget state saved with it, with no widget error.
 
 from __future__ import annotations
 
-import re
-
 import nbformat
 import pytest
 
-from test_browser import (CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS,  # noqa: F401
-                                artifacts, check_no_errors, lab, wait_idle,
-                                wait_run_all_done)
+from test_browser import (TIMEOUT_MS, artifacts, check_no_errors, lab,  # noqa: F401
+                          menu, offline_page, open_and_run_all, wait_idle)
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -78,29 +75,14 @@ def _write_notebook(folder) -> str:
     return "notebooks/_ics_dashboard_probe.ipynb"
 
 
-def _menu(page, menu: str, command: str) -> None:
-    page.locator(".lm-MenuBar-itemLabel", has_text=menu).first.click()
-    page.locator(f"li[data-command='{command}']").first.click()
-
-
 def test_ics_dashboard_in_jupyterlab(lab, artifacts):
     from playwright.sync_api import sync_playwright
 
     target = _write_notebook(lab["copy"])
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        context.route(re.compile(r"^(?!http://127\.0\.0\.1[:/]).*"),
-                      lambda route: route.abort())
-        page = context.new_page()
+        browser, page = offline_page(pw)
         try:
-            page.goto(f"{lab['base']}/lab/tree/{target}?token={lab['token']}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=TIMEOUT_MS)
-            wait_idle(page)
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator("li[data-command='runmenu:run-all']").click()
-            wait_run_all_done(page)
-            wait_idle(page)
+            open_and_run_all(page, lab, target)
             page.wait_for_function(f"({VISIBLE})() !== ''", timeout=60_000)
             check_no_errors(page)
             slider = page.locator(".widget-slider").first
@@ -147,11 +129,11 @@ def test_ics_dashboard_in_jupyterlab(lab, artifacts):
             # saved with its outputs, kernel shut down, notebook opened again: the
             # widget state saved with the notebook (saveState) draws the explorer
             # again, with no "Error displaying widget" or "model not found"
-            _menu(page, "File", "docmanager:save")
+            menu(page, "File", "docmanager:save")
             page.wait_for_function(
                 "() => !document.querySelector('.jp-mod-current.jp-mod-dirty')",
                 timeout=30_000)
-            _menu(page, "Kernel", "kernelmenu:shutdown")
+            menu(page, "Kernel", "kernelmenu:shutdown")
             accept = page.locator(".jp-Dialog .jp-mod-accept")
             if accept.count():
                 accept.first.click()

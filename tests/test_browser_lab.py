@@ -8,14 +8,13 @@ live. tools/bench_lab.py runs this test and reports the same lines.
 
 from __future__ import annotations
 
-import re
 import statistics
 import time
 
 import pytest
-from test_browser import (CHROMIUM, CHROMIUM_ARGS, REPO, TIMEOUT_MS,  # noqa: F401
-                          artifacts, check_no_errors, lab, require_chromium,
-                          wait_idle, wait_run_all_done)
+from test_browser import (REPO, TIMEOUT_MS, artifacts,  # noqa: F401
+                          check_no_errors, lab, offline_page, open_and_run_all,
+                          require_chromium, wait_idle)
 
 NOTEBOOK = "notebooks/06_learning_rates.ipynb"
 AREA = "[data-test=lab]"
@@ -49,19 +48,9 @@ def test_lab_controls_in_jupyterlab(lab, artifacts):  # noqa: F811
     started = time.monotonic()
     report = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        context.route(re.compile(r"^(?!http://127\.0\.0\.1[:/]).*"),
-                      lambda route: route.abort())
-        page = context.new_page()
+        browser, page = offline_page(pw)
         try:
-            page.goto(f"{lab['base']}/lab/tree/{NOTEBOOK}?token={lab['token']}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=TIMEOUT_MS)
-            wait_idle(page)
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.locator("li[data-command='runmenu:run-all']").click()
-            wait_run_all_done(page, timeout_ms=4 * TIMEOUT_MS)
-            wait_idle(page)
+            open_and_run_all(page, lab, NOTEBOOK, timeout_ms=4 * TIMEOUT_MS)
             check_no_errors(page, ("Traceback",))
             area = page.locator(".widget-slider").first.locator(
                 "xpath=ancestor::div[contains(@class,'jp-OutputArea-output')][1]")

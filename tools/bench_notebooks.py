@@ -6,7 +6,7 @@
     python tools/bench_notebooks.py --figures             # also check figure legibility
 
 Notebooks run one after another (not in parallel), so the numbers are honest. Time is
-from the first cell to the end of the last, without kernel start-up. Peak RSS is the
+from the first cell to the end of the last, without kernel start-up. Peak memory is the
 larger of (a) the kernel's own high-water mark (ru_maxrss, read by a cell appended in
 memory after the last one; the files are never modified) and (b) the memory of the
 kernel and its child processes together, sampled every 200 ms: the sum of their PSS
@@ -67,7 +67,7 @@ print(len(_times), 1e3 * statistics.median(_times) if _times else 0.0,
 """
 
 
-class TreeRssPoller(threading.Thread):
+class TreePssPoller(threading.Thread):
     """Samples the summed PSS of a process and its descendants; keeps the maximum."""
 
     def __init__(self, pid: int, interval: float = 0.2):
@@ -109,7 +109,7 @@ def bench(path: Path, figures: bool = False) -> dict:
                             resources={"metadata": {"path": str(path.parent)}})
 
     def on_start(**_):
-        marks["poller"] = TreeRssPoller(client.km.provisioner.pid)
+        marks["poller"] = TreePssPoller(client.km.provisioner.pid)
         marks["poller"].start()
 
     def on_cell_execute(cell_index, **_):
